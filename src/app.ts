@@ -1,0 +1,60 @@
+import fp from 'fastify-plugin'
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import authPlugin from './plugins/auth.js'
+import corsPlugin from './plugins/cors.js'
+import dbPlugin from './plugins/db.js'
+import envPlugin, { type EnvPluginOptions } from './plugins/env.js'
+import authRoutes from './routes/auth.js'
+import healthRoutes from './routes/health.js'
+import meRoutes from './routes/me.js'
+
+/** The application, as a plugin: configuration, then infrastructure, then routes. */
+export const app = fp(async function app (fastify: FastifyInstance, opts: EnvPluginOptions) {
+  await fastify.register(envPlugin, opts)
+  await fastify.register(dbPlugin)
+  await fastify.register(corsPlugin)
+  await fastify.register(authPlugin)
+
+  fastify.setErrorHandler(function errorHandler (error: FastifyError, request, reply) {
+    const statusCode = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
+    if (statusCode >= 500) {
+      request.log.error({ err: error }, 'request failed')
+      return reply.code(statusCode).send({ code: 'INTERNAL_ERROR', message: 'Something went wrong on our side.' })
+    }
+    return reply.code(statusCode).send({ code: error.code ?? 'BAD_REQUEST', message: error.message })
+  })
+  fastify.setNotFoundHandler(function notFound (request, reply) {
+    return reply.code(404).send({ code: 'NOT_FOUND', message: `${request.method} ${request.url.split('?')[0]} does not exist` })
+  })
+
+  await fastify.register(healthRoutes)
+  await fastify.register(authRoutes)
+  await fastify.register(meRoutes)
+}, { name: 'pond-backend', fastify: '5.x' })
+
+// Server limits in one place: slow or huge requests are cut off instead of held.
+export const serverOptions = {
+  bodyLimit: 1024 * 1024,
+  connectionTimeout: 60_000,
+  requestTimeout: 30_000,
+  // Longer than Fly's proxy idle timeout (60 s), so the proxy, not us, closes idle keep-alive connections.
+  keepAliveTimeout: 75_000,
+  return503OnClosing: true
+} satisfies FastifyServerOptions
+
+export interface BuildAppOptions extends EnvPluginOptions {
+  logger?: FastifyServerOptions['logger']
+}
+
+/** Builds the whole service without listening: the server entry point and the tests both start here. */
+export async function buildApp ({ logger = false, ...envOptions }: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const fastify = Fastify({ ...serverOptions, logger })
+  try {
+    await fastify.register(app, envOptions)
+    await fastify.ready()
+  } catch (error) {
+    await fastify.close().catch(() => {})
+    throw error
+  }
+  return fastify
+}

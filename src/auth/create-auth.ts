@@ -1,0 +1,24 @@
+import { betterAuth } from 'better-auth'
+import type { Pool } from 'pg'
+import type { Config } from '../config/index.js'
+
+/**
+ * The one Better Auth instance, built from the configuration. The server, `pnpm migrate` and
+ * better-auth.config.ts (Better Auth's CLI) all call this, so they agree on options and plugins.
+ */
+export function createAuth (config: Pick<Config, 'auth'>, pool: Pool) {
+  return betterAuth({
+    database: pool,
+    secret: config.auth.secret,
+    baseURL: config.auth.baseURL,
+    trustedOrigins: config.auth.trustedOrigins,
+    emailAndPassword: { enabled: true },
+    telemetry: { enabled: false },
+    advanced: {
+      // Better Auth turns origin checks off when NODE_ENV=test; keep them on everywhere.
+      disableOriginCheck: false
+    }
+  })
+}
+
+export type Auth = ReturnType<typeof createAuth>

@@ -1,0 +1,132 @@
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import envSchema from 'env-schema'
+import { describeEnvErrors, envSchemaOptions, splitOrigins, type RawEnv } from './schema.js'
+
+export interface Config {
+  isProduction: boolean
+  port: number
+  host: string
+  logLevel: RawEnv['LOG_LEVEL']
+  /** Undefined in development without DATABASE_URL: the embedded PostgreSQL is used. */
+  databaseUrl?: string
+  /** Set on Fly machines; the `.internal` rewrite for `fly proxy` applies only off Fly. */
+  flyAppName?: string
+  /** Local state for development: generated secret, embedded PostgreSQL data. */
+  dataDir: string
+  auth: {
+    secret: string
+    /** Where the secret came from, so start-up can say so. */
+    secretSource: 'env' | 'file' | 'generated'
+    baseURL: string
+    /** One list for both CORS and Better Auth's `trustedOrigins`. */
+    trustedOrigins: string[]
+  }
+}
+
+/** A configuration problem: `lines` has one line per problem, each naming its variable. */
+export class ConfigError extends Error {
+  constructor (readonly lines: string[]) {
+    super(`Invalid configuration:\n${lines.map((line) => `  ${line}`).join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+/** The repository (or image) root: the folder holding package.json, found from this file in src/ or dist/src/. */
+export const projectRoot = findProjectRoot(dirname(fileURLToPath(import.meta.url)))
+
+function findProjectRoot (from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    try {
+      readFileSync(join(dir, 'package.json'))
+      return dir
+    } catch {
+      if (dirname(dir) === dir) return process.cwd()
+    }
+  }
+}
+
+export interface LoadConfigOptions {
+  /** Variables to read. Defaults to process.env. */
+  env?: Record<string, string | undefined>
+  /** Read `.env` from the project root (development only). */
+  dotenv?: boolean
+}
+
+/** Validates the environment (as @fastify/env does in the app) and derives the configuration. */
+export function loadConfig ({ env = process.env, dotenv = false }: LoadConfigOptions = {}): Config {
+  return resolveConfig(validateEnv({ env, dotenv }))
+}
+
+export function envOptions ({ env = process.env, dotenv = false }: LoadConfigOptions = {}) {
+  // NODE_ENV comes only from the real environment: better-auth reads it at import, before any .env is parsed.
+  const readDotenv = dotenv && env.NODE_ENV !== 'production'
+  return {
+    ...envSchemaOptions(),
+    data: { ...env },
+    env: false,
+    dotenv: readDotenv ? { path: join(projectRoot, '.env') } : false
+  }
+}
+
+/** env-schema with our options; its errors become a ConfigError with one line per problem. */
+export function validateEnv (options: LoadConfigOptions): RawEnv {
+  const opts = envOptions(options)
+  try {
+    return envSchema(opts) as unknown as RawEnv
+  } catch (error) {
+    throw toConfigError(error, opts.data)
+  }
+}
+
+export function toConfigError (error: unknown, env: Record<string, unknown>): unknown {
+  const errors = (error as { errors?: Parameters<typeof describeEnvErrors>[0] }).errors
+  return Array.isArray(errors) ? new ConfigError(describeEnvErrors(errors, env)) : error
+}
+
+/** Turns validated variables into the configuration, filling development defaults. */
+export function resolveConfig (env: RawEnv): Config {
+  const isProduction = env.NODE_ENV === 'production'
+  const dataDir = resolve(projectRoot, env.DATA_DIR ?? '.data')
+  const { secret, source } = env.BETTER_AUTH_SECRET !== undefined
+    ? { secret: env.BETTER_AUTH_SECRET, source: 'env' as const }
+    : developmentSecret(dataDir)
+  return {
+    isProduction,
+    port: env.PORT,
+    // 0.0.0.0 is what Fly's proxy reaches; set HOST=:: for its IPv6 private network too.
+    host: env.HOST ?? (isProduction ? '0.0.0.0' : 'localhost'),
+    logLevel: env.LOG_LEVEL,
+    databaseUrl: env.DATABASE_URL,
+    flyAppName: env.FLY_APP_NAME || undefined,
+    dataDir,
+    auth: {
+      secret,
+      secretSource: source,
+      baseURL: (env.BETTER_AUTH_URL ?? `http://localhost:${env.PORT}`).replace(/\/$/, ''),
+      trustedOrigins: [...new Set(splitOrigins(env.TRUSTED_ORIGINS))]
+    }
+  }
+}
+
+/** In development a missing secret is generated once and kept, so sessions survive restarts. */
+function developmentSecret (dataDir: string): { secret: string, source: 'file' | 'generated' } {
+  const file = join(dataDir, 'auth-secret')
+  try {
+    return { secret: readFileSync(file, 'utf8').trim(), source: 'file' }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+  mkdirSync(dirname(file), { recursive: true })
+  const secret = randomBytes(32).toString('base64url')
+  try {
+    writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' })
+  } catch (error) {
+    // Another process created it first: use theirs.
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return { secret: readFileSync(file, 'utf8').trim(), source: 'file' }
+    throw error
+  }
+  return { secret, source: 'generated' }
+}

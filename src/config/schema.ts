@@ -1,0 +1,145 @@
+// The environment the service accepts, as a JSON schema for @fastify/env (and env-schema, the validator behind it,
+// for the scripts that run outside Fastify). Values are checked here; derived defaults live in ./index.ts.
+
+// Better Auth's built-in fallback secret: public, so any cookie signed with it can be forged.
+export const BETTER_AUTH_PUBLIC_SECRET = 'better-auth-secret-12345678901234567890'
+
+export const MIN_SECRET_LENGTH = 32
+
+export const envSchema = {
+  type: 'object',
+  properties: {
+    NODE_ENV: { type: 'string', enum: ['development', 'production'], default: 'development' },
+    PORT: { type: 'integer', minimum: 1, maximum: 65535, default: 3000 },
+    HOST: { type: 'string', minLength: 1 },
+    LOG_LEVEL: {
+      type: 'string',
+      enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      default: 'info'
+    },
+    DATABASE_URL: { type: 'string', format: 'postgres-url' },
+    BETTER_AUTH_SECRET: { type: 'string', format: 'auth-secret' },
+    BETTER_AUTH_URL: { type: 'string', format: 'base-url' },
+    TRUSTED_ORIGINS: { type: 'string', format: 'origin-list', default: 'http://localhost:5173' },
+    DATA_DIR: { type: 'string', minLength: 1 },
+    FLY_APP_NAME: { type: 'string' }
+  },
+  // Development runs with zero setup; production must be told where it lives and how to sign.
+  if: { properties: { NODE_ENV: { const: 'production' } }, required: ['NODE_ENV'] },
+  then: { required: ['DATABASE_URL', 'BETTER_AUTH_SECRET', 'BETTER_AUTH_URL'] }
+} as const
+
+export interface RawEnv {
+  NODE_ENV: 'development' | 'production'
+  PORT: number
+  HOST?: string
+  LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  DATABASE_URL?: string
+  BETTER_AUTH_SECRET?: string
+  BETTER_AUTH_URL?: string
+  TRUSTED_ORIGINS: string
+  DATA_DIR?: string
+  FLY_APP_NAME?: string
+}
+
+/** Why a value is not an acceptable origin, or undefined when it is one. */
+export function originProblem (value: string): string | undefined {
+  if (value === '*' || value.includes('*')) return 'wildcards are not allowed'
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return 'is not a URL'
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must start with http:// or https://'
+  if (url.username || url.password) return 'must not contain credentials'
+  // An origin has no path, query or fragment: `new URL` adds "/" to a bare origin, so compare with its origin.
+  if (value !== url.origin) return `must be scheme://host[:port] with no path (did you mean ${url.origin}?)`
+  return undefined
+}
+
+export function splitOrigins (value: string): string[] {
+  return value.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
+}
+
+// Custom formats. Messages never include the value: it may hold a password or a secret.
+const formats: Record<string, { validate: (value: string) => boolean, message: string }> = {
+  'postgres-url': {
+    validate: (value) => {
+      try {
+        const url = new URL(value)
+        return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== ''
+      } catch {
+        return false
+      }
+    },
+    message: 'must be a URL like postgres://user:password@host:5432/database'
+  },
+  'auth-secret': {
+    validate: (value) => value.length >= MIN_SECRET_LENGTH && value !== BETTER_AUTH_PUBLIC_SECRET,
+    message: `must be at least ${MIN_SECRET_LENGTH} characters and not Better Auth's public default ` +
+      '(generate one with: openssl rand -base64 32)'
+  },
+  'base-url': {
+    validate: (value) => {
+      const trimmed = value.endsWith('/') ? value.slice(0, -1) : value
+      return originProblem(trimmed) === undefined
+    },
+    message: 'must be the public base URL of this service, like https://pond-backend.fly.dev (no path)'
+  },
+  'origin-list': {
+    validate: (value) => splitOrigins(value).length > 0 && splitOrigins(value).every((o) => originProblem(o) === undefined),
+    message: 'must be a comma-separated list of origins like https://app.example.com,http://localhost:5173'
+  }
+}
+
+// The part of Ajv we use; env-schema hands us its own instance.
+interface AjvLike { addFormat: (name: string, format: { type: 'string', validate: (value: string) => boolean }) => unknown }
+
+/** Options for @fastify/env and env-schema: our schema plus the formats it names. */
+export function envSchemaOptions () {
+  return {
+    schema: structuredClone(envSchema) as unknown as Record<string, unknown>,
+    ajv: {
+      customOptions<A extends AjvLike> (ajv: A): A {
+        for (const [name, format] of Object.entries(formats)) ajv.addFormat(name, { type: 'string', validate: format.validate })
+        return ajv
+      }
+    }
+  }
+}
+
+interface AjvError { keyword: string, instancePath: string, message?: string, params: Record<string, unknown> }
+
+/** One line per problem, each naming the variable, for an error thrown by env-schema. */
+export function describeEnvErrors (errors: AjvError[], env: Record<string, unknown>): string[] {
+  const lines: string[] = []
+  for (const error of errors) {
+    if (error.keyword === 'if') continue // the `then` branch's own errors say it better
+    const variable = error.keyword === 'required'
+      ? String(error.params.missingProperty)
+      : error.instancePath.replace(/^\//, '')
+    let problem: string
+    if (error.keyword === 'required') {
+      problem = 'is required when NODE_ENV=production'
+    } else if (error.keyword === 'format') {
+      problem = formats[String(error.params.format)]?.message ?? 'has the wrong format'
+      if (variable === 'TRUSTED_ORIGINS') problem = describeOrigins(String(env.TRUSTED_ORIGINS ?? ''))
+    } else if (error.keyword === 'enum') {
+      problem = `must be one of ${(error.params.allowedValues as string[]).join(', ')}`
+      if (variable === 'NODE_ENV') problem += ' (NODE_ENV=test would turn off Better Auth\'s origin checks)'
+    } else {
+      problem = error.message ?? 'is invalid'
+    }
+    lines.push(`${variable} ${problem}`)
+  }
+  return [...new Set(lines)]
+}
+
+function describeOrigins (value: string): string {
+  const origins = splitOrigins(value)
+  if (origins.length === 0) return 'must list at least one origin, like http://localhost:5173'
+  // Origins are not secret: naming the bad one is the quickest fix.
+  const bad = origins.map((origin) => [origin, originProblem(origin)]).filter(([, problem]) => problem)
+  return bad.map(([origin, problem]) => `entry "${origin}" ${problem}`).join('; ')
+}

@@ -1,0 +1,42 @@
+import type { FastifyRequest, FastifyServerOptions } from 'fastify'
+import type { Config } from './config/index.js'
+
+// Query parameters and path segments that carry credentials (verification and reset links, OAuth codes).
+const SECRET_QUERY_KEY = /token|code|secret|password|signature|key|state/i
+const SECRET_PATH = /(\/reset-password\/)[^/?]+/
+
+/** The request URL with credential-bearing parts replaced, safe to log. */
+export function redactUrl (url: string): string {
+  const [path = '', query] = url.split('?', 2)
+  const safePath = path.replace(SECRET_PATH, '$1[redacted]')
+  if (query === undefined) return safePath
+  const params = new URLSearchParams(query)
+  for (const key of [...params.keys()]) if (SECRET_QUERY_KEY.test(key)) params.set(key, '[redacted]')
+  return `${safePath}?${params.toString().replaceAll('%5Bredacted%5D', '[redacted]')}`
+}
+
+/** pino options for Fastify: JSON by default, pretty in a development terminal, credentials redacted. */
+export function loggerOptions (
+  config: Pick<Config, 'isProduction' | 'logLevel'>,
+  { pretty = false }: { pretty?: boolean } = {}
+): NonNullable<FastifyServerOptions['logger']> {
+  return {
+    level: config.logLevel,
+    redact: {
+      paths: [
+        'req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]',
+        'headers.cookie', 'headers.authorization', 'headers["set-cookie"]',
+        '*.password', '*.newPassword', '*.currentPassword', '*.token', '*.secret', '*.connectionString'
+      ],
+      censor: '[redacted]'
+    },
+    serializers: {
+      req (req: FastifyRequest) {
+        return { method: req.method, url: redactUrl(req.url), host: req.host, remoteAddress: req.ip }
+      }
+    },
+    ...(pretty && !config.isProduction
+      ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss', ignore: 'pid,hostname' } } }
+      : {})
+  }
+}

@@ -1,0 +1,10 @@
+import type { FastifyInstance } from 'fastify'
+
+export default async function meRoutes (app: FastifyInstance) {
+  app.get('/api/me', { preHandler: app.requireSession }, async (request) => {
+    const { user, session } = request.session!
+    // The token is the HttpOnly cookie's value: page script must not get it from a JSON body.
+    const { token: _token, ...safeSession } = session
+    return { user, session: safeSession }
+  })
+}
