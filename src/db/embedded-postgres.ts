@@ -28,8 +28,10 @@ export class EmbeddedPostgresError extends Error {
 interface Binaries { initdb: string, pg_ctl: string, postgres: string }
 interface RunAs { uid?: number, gid?: number, user: string }
 
-/** Starts (initialising on first use) the PostgreSQL kept in `<baseDir>/postgres`. */
-export async function startEmbeddedPostgres ({ baseDir, log }: { baseDir: string, log: Log }): Promise<EmbeddedPostgres> {
+interface Installation { bin: Binaries, runAs: RunAs, home: string, dataDir: string }
+
+/** Where the binaries and the data live for this base folder, and which user runs them. */
+async function locate (baseDir: string, log?: Log): Promise<Installation> {
   let bin = await loadBinaries()
   const runAs = postgresUser()
   let home = baseDir
@@ -38,9 +40,15 @@ export async function startEmbeddedPostgres ({ baseDir, log }: { baseDir: string
     // binaries and the data where it can, tied to this checkout.
     home = join('/var/tmp', `pond-backend-${createHash('sha256').update(realpathSync(baseDir)).digest('hex').slice(0, 12)}`)
     bin = copyBinaries(bin, home, runAs)
-    log.warn({ dataDir: join(home, 'postgres') }, `user ${runAs.user} cannot reach ${baseDir}: embedded PostgreSQL data kept elsewhere`)
+    log?.warn({ dataDir: join(home, 'postgres') }, `user ${runAs.user} cannot reach ${baseDir}: embedded PostgreSQL data kept elsewhere`)
   }
-  const dataDir = join(home, 'postgres')
+  return { bin, runAs, home, dataDir: join(home, 'postgres') }
+}
+
+/** Starts (initialising on first use) the PostgreSQL kept in `<baseDir>/postgres`. */
+export async function startEmbeddedPostgres ({ baseDir, log }: { baseDir: string, log: Log }): Promise<EmbeddedPostgres> {
+  mkdirSync(baseDir, { recursive: true })
+  const { bin, runAs, home, dataDir } = await locate(baseDir, log)
   const passwordFile = join(home, 'postgres-password')
 
   await stopOrphan(bin, dataDir, runAs, log)
@@ -68,6 +76,12 @@ export async function startEmbeddedPostgres ({ baseDir, log }: { baseDir: string
       log.info('embedded PostgreSQL stopped')
     }
   }
+}
+
+/** Stops the embedded PostgreSQL of `baseDir` if one runs, from any process (the test suite's teardown). */
+export async function stopEmbeddedPostgres (baseDir: string): Promise<void> {
+  const { bin, runAs, dataDir } = await locate(baseDir)
+  if (existsSync(join(dataDir, 'postmaster.pid'))) await run(bin.pg_ctl, ['stop', '--wait', '--mode=fast', '--pgdata', dataDir], runAs)
 }
 
 async function loadBinaries (): Promise<Binaries> {
