@@ -1,4 +1,5 @@
 import { betterAuth } from 'better-auth'
+import type { FastifyBaseLogger } from 'fastify'
 import type { Pool } from 'pg'
 import type { Config } from '../config/index.js'
 
@@ -6,8 +7,13 @@ import type { Config } from '../config/index.js'
  * The one Better Auth instance, built from the configuration. The server, `pnpm migrate` and
  * better-auth.config.ts (Better Auth's CLI) all call this, so they agree on options and plugins.
  */
-export function createAuth (config: Pick<Config, 'auth'>, pool: Pool) {
+export function createAuth (config: Pick<Config, 'auth'>, pool: Pool, log?: FastifyBaseLogger) {
   return betterAuth({
+    // Better Auth's own messages go to our logger (JSON, redacted), not straight to the console. Only the
+    // message: its extra arguments can carry request data.
+    logger: log === undefined
+      ? undefined
+      : { level: 'info', log: (level, message) => log[level]({ component: 'better-auth' }, message) },
     database: pool,
     secret: config.auth.secret,
     baseURL: config.auth.baseURL,

@@ -18,7 +18,7 @@ declare module 'fastify' {
 }
 
 export default fp(async function authPlugin (app) {
-  const auth = createAuth(app.config, app.pg)
+  const auth = createAuth(app.config, app.pg, app.log)
   app.decorate('auth', auth)
 
   if (app.usesEmbeddedDatabase) {

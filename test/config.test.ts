@@ -1,0 +1,149 @@
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { buildApp } from '../src/app.js'
+import envSchema from 'env-schema'
+import { ConfigError, envOptions, loadConfig } from '../src/config/index.js'
+import { BETTER_AUTH_PUBLIC_SECRET } from '../src/config/schema.js'
+import { runCommand } from './helpers/process.js'
+
+const SECRET = 'a-production-secret-of-at-least-32-chars'
+const production = {
+  NODE_ENV: 'production',
+  DATABASE_URL: 'postgres://pond:hunter2-password@db.example.com:5432/pond',
+  BETTER_AUTH_SECRET: SECRET,
+  BETTER_AUTH_URL: 'https://pond-backend.fly.dev',
+  TRUSTED_ORIGINS: 'https://pond.example.com'
+}
+const dataDir = mkdtempSync(join(tmpdir(), 'pond-config-'))
+t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+const development = { DATA_DIR: dataDir }
+
+/** The lines of the ConfigError that loading `env` throws. */
+function problems (env: Record<string, string>): string[] {
+  try {
+    loadConfig({ env })
+  } catch (error) {
+    if (error instanceof ConfigError) return error.lines
+    throw error
+  }
+  throw new Error('the configuration was accepted')
+}
+
+t.test('production requires DATABASE_URL, BETTER_AUTH_SECRET and BETTER_AUTH_URL', async (t) => {
+  t.same(problems({ NODE_ENV: 'production' }), [
+    'DATABASE_URL is required when NODE_ENV=production',
+    'BETTER_AUTH_SECRET is required when NODE_ENV=production',
+    'BETTER_AUTH_URL is required when NODE_ENV=production'
+  ])
+  const config = loadConfig({ env: production })
+  t.equal(config.isProduction, true)
+  t.equal(config.host, '0.0.0.0', 'production listens where Fly\'s proxy reaches it')
+  t.equal(config.port, 3000)
+  t.equal(config.auth.secretSource, 'env')
+})
+
+t.test('development needs nothing and fills defaults', async (t) => {
+  const config = loadConfig({ env: development })
+  t.equal(config.isProduction, false)
+  t.equal(config.host, 'localhost')
+  t.equal(config.auth.baseURL, 'http://localhost:3000')
+  t.same(config.auth.trustedOrigins, ['http://localhost:5173'])
+  t.equal(config.databaseUrl, undefined, 'no DATABASE_URL: the embedded PostgreSQL is used')
+  t.equal(loadConfig({ env: { ...development, PORT: '4000' } }).auth.baseURL, 'http://localhost:4000')
+  t.equal(loadConfig({ env: { ...production, HOST: '::' } }).host, '::')
+})
+
+t.test('BETTER_AUTH_SECRET: long enough, not the public default, never echoed', async (t) => {
+  const [short] = problems({ ...production, BETTER_AUTH_SECRET: 'too-short-secret' })
+  t.match(short, /^BETTER_AUTH_SECRET must be at least 32 characters/)
+  t.notMatch(short, /too-short-secret/)
+  t.match(problems({ ...production, BETTER_AUTH_SECRET: BETTER_AUTH_PUBLIC_SECRET })[0], /^BETTER_AUTH_SECRET .*public default/)
+  t.match(problems({ ...development, BETTER_AUTH_SECRET: 'short' })[0], /^BETTER_AUTH_SECRET/, 'in development too')
+})
+
+t.test('development generates a secret once and keeps it under the data folder', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pond-secret-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const first = loadConfig({ env: { DATA_DIR: dir } })
+  t.equal(first.auth.secretSource, 'generated')
+  t.ok(first.auth.secret.length >= 32)
+  t.equal(statSync(join(dir, 'auth-secret')).mode & 0o777, 0o600, 'readable by its owner only')
+  const second = loadConfig({ env: { DATA_DIR: dir } })
+  t.equal(second.auth.secretSource, 'file')
+  t.equal(second.auth.secret, first.auth.secret, 'sessions survive restarts')
+})
+
+t.test('DATABASE_URL must be a PostgreSQL URL, and the message hides it', async (t) => {
+  const [line] = problems({ ...production, DATABASE_URL: 'mysql://root:s3cret@db/pond' })
+  t.match(line, /^DATABASE_URL must be a URL like postgres:\/\//)
+  t.notMatch(line, /s3cret/)
+  t.same(problems({ ...production, DATABASE_URL: 'not a url' }).length, 1)
+  t.equal(loadConfig({ env: { ...production, DATABASE_URL: 'postgresql://u@h/d' } }).databaseUrl, 'postgresql://u@h/d')
+})
+
+t.test('BETTER_AUTH_URL must be an http(s) origin', async (t) => {
+  t.match(problems({ ...production, BETTER_AUTH_URL: 'pond-backend.fly.dev' })[0], /^BETTER_AUTH_URL must be the public base URL/)
+  t.match(problems({ ...production, BETTER_AUTH_URL: 'https://pond-backend.fly.dev/api' })[0], /^BETTER_AUTH_URL/)
+  t.equal(loadConfig({ env: { ...production, BETTER_AUTH_URL: 'https://pond-backend.fly.dev/' } }).auth.baseURL, 'https://pond-backend.fly.dev')
+})
+
+t.test('TRUSTED_ORIGINS: each entry is a scheme://host[:port] origin', async (t) => {
+  const accepted = loadConfig({ env: { ...development, TRUSTED_ORIGINS: 'https://pond.example.com, http://localhost:5173,https://pond.example.com' } })
+  t.same(accepted.auth.trustedOrigins, ['https://pond.example.com', 'http://localhost:5173'], 'trimmed, deduplicated')
+  t.same(problems({ ...development, TRUSTED_ORIGINS: 'https://*.example.com' }), ['TRUSTED_ORIGINS entry "https://*.example.com" wildcards are not allowed'])
+  t.same(problems({ ...development, TRUSTED_ORIGINS: '*' }), ['TRUSTED_ORIGINS entry "*" wildcards are not allowed'])
+  t.same(problems({ ...development, TRUSTED_ORIGINS: 'https://ok.example.com,https://app.example.com/login' }),
+    ['TRUSTED_ORIGINS entry "https://app.example.com/login" must be scheme://host[:port] with no path (did you mean https://app.example.com?)'])
+  t.same(problems({ ...development, TRUSTED_ORIGINS: 'ftp://files.example.com' }), ['TRUSTED_ORIGINS entry "ftp://files.example.com" must start with http:// or https://'])
+  t.same(problems({ ...development, TRUSTED_ORIGINS: 'localhost:5173' }), ['TRUSTED_ORIGINS entry "localhost:5173" must start with http:// or https://'])
+  t.same(problems({ ...development, TRUSTED_ORIGINS: ' , ' }), ['TRUSTED_ORIGINS must list at least one origin, like http://localhost:5173'])
+})
+
+t.test('PORT, LOG_LEVEL and NODE_ENV are checked', async (t) => {
+  t.same(problems({ ...development, PORT: 'eighty' }), ['PORT must be integer'])
+  t.same(problems({ ...development, PORT: '70000' }), ['PORT must be <= 65535'])
+  t.same(problems({ ...development, LOG_LEVEL: 'loud' }), ['LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent'])
+  t.match(problems({ ...development, NODE_ENV: 'test' })[0], /^NODE_ENV must be one of development, production \(NODE_ENV=test would turn off/)
+})
+
+t.test('every problem at once, one line each', async (t) => {
+  const lines = problems({ NODE_ENV: 'production', BETTER_AUTH_SECRET: 'x', TRUSTED_ORIGINS: '*', PORT: '0' })
+  t.equal(lines.length, 5, lines.join('\n'))
+  for (const variable of ['DATABASE_URL', 'BETTER_AUTH_URL', 'BETTER_AUTH_SECRET', 'TRUSTED_ORIGINS', 'PORT']) {
+    t.ok(lines.some((line) => line.startsWith(variable + ' ')), variable)
+  }
+})
+
+t.test('the app validates through @fastify/env with the same rules', async (t) => {
+  const error = await buildApp({ env: { ...production, BETTER_AUTH_SECRET: 'short' } }).then(() => undefined, (e: unknown) => e)
+  t.type(error, ConfigError)
+  t.match((error as ConfigError).lines, [/^BETTER_AUTH_SECRET must be at least 32/])
+})
+
+t.test('.env is read in development, never in production, and the environment wins', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pond-dotenv-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  // The real .env is at the project root; this test reads one of its own with the same options.
+  t.equal(envOptions({ env: { NODE_ENV: 'production' }, dotenv: true }).dotenv, false, 'production ignores .env')
+  t.match(envOptions({ env: {}, dotenv: true }).dotenv, { path: /\.env$/ })
+  writeFileSync(join(dir, '.env'), 'PORT=4321\nLOG_LEVEL=debug\n')
+  const raw = envSchema({ ...envOptions({ env: { LOG_LEVEL: 'warn', DATA_DIR: dir } }), dotenv: { path: join(dir, '.env') } }) as Record<string, unknown>
+  t.equal(raw.PORT, 4321)
+  t.equal(raw.LOG_LEVEL, 'warn')
+})
+
+t.test('the server prints one line per problem and exits 1, without a stack trace', async (t) => {
+  const { code, stdout, stderr } = await runCommand([process.execPath, '--import', 'tsx', 'src/server.ts'], {
+    env: { PATH: process.env.PATH, NODE_ENV: 'production', BETTER_AUTH_SECRET: 'short', TRUSTED_ORIGINS: 'https://ok.example.com' }
+  })
+  t.equal(code, 1)
+  t.equal(stdout, '')
+  t.same(stderr.trim().split('\n'), [
+    'Invalid configuration:',
+    '  DATABASE_URL is required when NODE_ENV=production',
+    '  BETTER_AUTH_URL is required when NODE_ENV=production',
+    '  BETTER_AUTH_SECRET must be at least 32 characters and not Better Auth\'s public default (generate one with: openssl rand -base64 32)'
+  ])
+})

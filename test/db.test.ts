@@ -1,0 +1,61 @@
+import t from 'tap'
+import { maskUrl, resolveDatabaseUrl } from '../src/db/pool.js'
+import { buildTestApp } from './helpers/app.js'
+import { adminQuery } from './helpers/database.js'
+
+t.test('a Fly .internal host becomes localhost off Fly, and stays as is on Fly', async (t) => {
+  const internal = 'postgres://pond:p%40ss@pond-auth-db.internal:5432/pond?sslmode=disable'
+  t.same(resolveDatabaseUrl(internal, { onFly: false }), {
+    url: 'postgres://pond:p%40ss@localhost:5432/pond?sslmode=disable',
+    rewrittenFrom: 'pond-auth-db.internal'
+  })
+  t.same(resolveDatabaseUrl(internal, { onFly: true }), { url: internal })
+  const elsewhere = 'postgres://pond@db.example.com:6543/pond'
+  t.same(resolveDatabaseUrl(elsewhere, { onFly: false }), { url: elsewhere })
+  t.equal(maskUrl(internal), 'postgres://pond:****@pond-auth-db.internal:5432/pond?sslmode=disable')
+})
+
+t.test('off Fly the app reaches the .internal database through localhost, and logs that once, masked', async (t) => {
+  const real = new URL((await buildTestApp(t, { migrate: false })).databaseUrl)
+  const viaFly = new URL(real)
+  viaFly.hostname = 'pond-auth-db.internal'
+  // A server that trusts loopback (TEST_DATABASE_URL in CI) ignores the password; the embedded one needs its own.
+  if (viaFly.password === '') viaFly.password = 'proxy-password-never-logged'
+  const { app, logs, rawLogs } = await buildTestApp(t, { env: { DATABASE_URL: viaFly.toString() } })
+  t.equal((await app.pg.query('SELECT current_database() AS db')).rows[0].db, real.pathname.slice(1))
+  const rewrites = logs.filter((line) => String(line.msg).includes('pond-auth-db.internal is on Fly\'s private network'))
+  t.equal(rewrites.length, 1)
+  t.match(rewrites[0]!.database, /^postgres:\/\/postgres:\*\*\*\*@localhost:/)
+  t.notOk(rawLogs().includes(viaFly.password), 'the password is not in the logs')
+})
+
+t.test('on Fly the .internal URL is used as is', async (t) => {
+  const { app, logs } = await buildTestApp(t, {
+    migrate: false,
+    env: { DATABASE_URL: 'postgres://pond:secret@pond-auth-db-does-not-exist.internal:5432/pond', FLY_APP_NAME: 'pond-backend' }
+  })
+  t.notOk(logs.some((line) => String(line.msg).includes('private network')), 'no rewrite on Fly')
+  const ready = await app.inject('/health/ready')
+  t.equal(ready.statusCode, 503)
+  t.same(ready.json(), { status: 'unavailable', reason: 'database unreachable' })
+  t.notMatch(ready.body, /secret|internal/, 'no connection details in the answer')
+})
+
+t.test('a dropped connection is logged and does not crash the process; the pool recovers', async (t) => {
+  const { app, databaseUrl, logs } = await buildTestApp(t)
+  const client = await app.pg.connect()
+  client.release() // back in the pool, idle
+  const name = new URL(databaseUrl).pathname.slice(1)
+  await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name])
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.ok(logs.some((line) => line.msg === 'database connection lost'), 'the pool error was logged')
+  t.equal((await app.pg.query('SELECT 1 AS one')).rows[0].one, 1, 'the next query opens a new connection')
+  t.equal((await app.inject('/health/ready')).statusCode, 200)
+})
+
+t.test('the pool closes with the app', async (t) => {
+  const { app } = await buildTestApp(t)
+  await app.close()
+  t.equal(app.pg.ending, true)
+  await t.rejects(app.pg.query('SELECT 1'))
+})
