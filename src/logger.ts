@@ -1,4 +1,5 @@
-import type { FastifyRequest, FastifyServerOptions } from 'fastify'
+import type { FastifyRequest } from 'fastify'
+import type { LoggerOptions } from 'pino'
 import type { Config } from './config/index.js'
 
 // Query parameters and path segments that carry credentials (verification and reset links, OAuth codes).
@@ -19,7 +20,7 @@ export function redactUrl (url: string): string {
 export function loggerOptions (
   config: Pick<Config, 'isProduction' | 'logLevel'>,
   { pretty = false }: { pretty?: boolean } = {}
-): NonNullable<FastifyServerOptions['logger']> {
+): LoggerOptions {
   return {
     level: config.logLevel,
     redact: {

@@ -2,6 +2,7 @@ import { Writable } from 'node:stream'
 import { createServer } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
+import { loggerOptions } from '../../src/logger.js'
 import { migrate } from '../../src/auth/migrations.js'
 import { createTestDatabase } from './database.js'
 
@@ -46,7 +47,9 @@ export async function buildTestApp (t: Test, options: TestAppOptions = {}): Prom
   }).filter((entry): entry is [string, string] => entry[1] !== undefined))
 
   const { stream, logs, rawLogs } = logCapture()
-  const app = await buildApp({ env, logger: { level: 'info', stream } })
+  // The production logger options (redaction included), writing to memory.
+  const logger = { ...loggerOptions({ isProduction: false, logLevel: 'info' }), stream }
+  const app = await buildApp({ env, logger })
   t.teardown(() => app.close())
   if (options.migrate ?? true) await migrate(app.auth, app.pg)
   if (options.listen) await app.listen({ port, host: '127.0.0.1' })
@@ -75,4 +78,23 @@ export function freePort (): Promise<number> {
       server.close(() => resolve(port))
     })
   })
+}
+
+/** A fresh database with Better Auth's schema applied, for tests that start the server as a process. */
+export async function createMigratedDatabase (t: Test): Promise<string> {
+  const { databaseUrl } = await buildTestApp(t)
+  return databaseUrl
+}
+
+/** The environment a production server process needs, for a database and a port. */
+export function productionEnv (databaseUrl: string, port: number): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    DATABASE_URL: databaseUrl,
+    BETTER_AUTH_SECRET: TEST_SECRET,
+    BETTER_AUTH_URL: `http://localhost:${port}`,
+    TRUSTED_ORIGINS: TRUSTED_ORIGIN,
+    PORT: String(port),
+    HOST: '127.0.0.1'
+  }
 }

@@ -1,13 +1,18 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import pg from 'pg'
-import { testDatabaseUrlFile } from '../setup/shared.js'
+import { databaseUrlFile, runDir } from '../setup/shared.js'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
 /** The server the suite runs against: TEST_DATABASE_URL, or the embedded one test/setup started. */
 export function serverUrl (): string {
-  return process.env.TEST_DATABASE_URL ?? readFileSync(testDatabaseUrlFile, 'utf8').trim()
+  if (process.env.TEST_DATABASE_URL) return process.env.TEST_DATABASE_URL
+  try {
+    return readFileSync(databaseUrlFile(runDir()), 'utf8').trim()
+  } catch {
+    throw new Error('No test database: run the tests with `pnpm test` (it starts one), or set TEST_DATABASE_URL.')
+  }
 }
 
 /** A fresh, empty database for one test file, dropped at teardown. */

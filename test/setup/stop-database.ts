@@ -1,8 +1,9 @@
 import { existsSync, rmSync } from 'node:fs'
 import { stopEmbeddedPostgres } from '../../src/db/embedded-postgres.js'
-import { testDatabaseUrlFile, testDataDir } from './shared.js'
+import { runDir } from './shared.js'
 
-if (existsSync(testDatabaseUrlFile)) {
-  await stopEmbeddedPostgres(testDataDir)
-  rmSync(testDatabaseUrlFile, { force: true })
+const dir = runDir()
+if (existsSync(dir)) {
+  await stopEmbeddedPostgres(dir)
+  rmSync(dir, { recursive: true, force: true })
 }
