@@ -1,6 +1,8 @@
 import t from 'tap'
 import { migrate } from '../src/auth/migrations.js'
-import { buildTestApp } from './helpers/app.js'
+import { createAuth } from '../src/auth/create-auth.js'
+import { createPool } from '../src/db/pool.js'
+import { buildTestApp, TRUSTED_ORIGIN } from './helpers/app.js'
 
 t.test('liveness answers without a database', async (t) => {
   const { app } = await buildTestApp(t, { migrate: false, env: { DATABASE_URL: 'postgres://pond:pw@127.0.0.1:1/pond' } })
@@ -28,6 +30,25 @@ t.test('readiness: 503 while a migration is pending, 200 once migrated', async (
   const ready = await app.inject('/health/ready')
   t.equal(ready.statusCode, 200)
   t.same(ready.json(), { status: 'ready' })
+})
+
+t.test('a migration run by another process (pnpm migrate, the release command) heals a running server', async (t) => {
+  const { app, databaseUrl } = await buildTestApp(t, { migrate: false })
+  const signUp = (email: string) => app.inject({
+    method: 'POST',
+    url: '/api/auth/sign-up/email',
+    headers: { origin: TRUSTED_ORIGIN },
+    payload: { email, password: 'a long enough password', name: 'Early' }
+  })
+  const early = await signUp('early@example.com')
+  t.equal(early.statusCode, 500)
+  t.same(early.json(), { code: 'INTERNAL_ERROR', message: 'Something went wrong on our side.' }, 'no details, still JSON')
+
+  const pool = createPool(databaseUrl, { log: app.log })
+  t.teardown(() => pool.end())
+  await migrate(createAuth(app.config, pool), pool)
+  t.equal((await app.inject('/health/ready')).statusCode, 200)
+  t.equal((await signUp('later@example.com')).statusCode, 200, 'no restart needed')
 })
 
 t.test('readiness: a migrated database', async (t) => {

@@ -22,7 +22,10 @@ export function createAuth (config: Pick<Config, 'auth'>, pool: Pool, log?: Fast
     telemetry: { enabled: false },
     advanced: {
       // Better Auth turns origin checks off when NODE_ENV=test; keep them on everywhere.
-      disableOriginCheck: false
+      disableOriginCheck: false,
+      // Better Auth caches a failed schema check per instance, so a machine that served before `pnpm migrate` ran
+      // elsewhere would fail until restarted. /health/ready reports pending migrations instead.
+      database: { validateSchema: false }
     }
   })
 }

@@ -28,6 +28,10 @@ export default async function authRoutes (app: FastifyInstance) {
         body
       }))
 
+      if (response.status >= 500 && response.body === null) {
+        // Better Auth has already logged the cause; give the client our usual error body, not an empty one.
+        return reply.code(response.status).send({ code: 'INTERNAL_ERROR', message: 'Something went wrong on our side.' })
+      }
       reply.code(response.status)
       for (const [name, value] of response.headers) {
         if (name !== 'set-cookie' && name !== 'content-length') reply.header(name, value)
