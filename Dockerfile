@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# pond-backend for Fly.io. Three stages: dependencies (cached on the lockfile), build (tsc, then production
+# dependencies only), runtime (no pnpm, no compiler, no dev dependencies, not root).
+# test/image.test.ts rehearses this file without Docker: it runs these pnpm RUN lines and this CMD.
+
+# One pin for both the build and the runtime, so native modules are built for the Node that runs them.
+ARG NODE_VERSION=24.9.0
+
+FROM node:${NODE_VERSION}-slim AS base
+# Corepack is not usable here (and leaves the images from Node 25 on): pin pnpm with npm.
+RUN npm i -g pnpm@12.21.0
+WORKDIR /app
+
+FROM base AS dependencies
+# The lockfile alone decides what is fetched, so this layer survives every source change. pnpm-workspace.yaml holds
+# allowBuilds and the kysely override, which the lockfile was resolved with.
+COPY pnpm-lock.yaml pnpm-workspace.yaml ./
+RUN pnpm fetch
+COPY package.json ./
+# Dev dependencies too: the build needs typescript.
+RUN pnpm install --offline --frozen-lockfile
+
+FROM dependencies AS build
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY scripts ./scripts
+# Emits dist/src/server.js and dist/scripts/migrate.js (fly.toml's release_command).
+RUN pnpm build
+# What is left is what production runs with: the server and the migration need no dev dependency.
+RUN pnpm prune --prod
+
+FROM node:${NODE_VERSION}-slim AS runtime
+# production turns on the required-variable checks (DATABASE_URL, BETTER_AUTH_SECRET, BETTER_AUTH_URL) and JSON logs.
+ENV NODE_ENV=production
+# fly.toml's internal_port; Fly's [env] sets it too, this keeps `docker run -p 8080:8080` working.
+ENV PORT=8080
+WORKDIR /app
+# Owned by root and read-only to the app: a compromised process cannot rewrite its own code. package.json makes
+# dist/*.js ES modules ("type": "module") and marks the project root.
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+# The node image's unprivileged user.
+USER node
+EXPOSE 8080
+# Exec form, node itself as the process: SIGTERM from Fly reaches the server's graceful shutdown (no shell, no pnpm
+# in between). Fly runs its own init as PID 1, so no tini.
+CMD ["node", "dist/src/server.js"]
