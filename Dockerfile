@@ -4,7 +4,7 @@
 # test/image.test.ts rehearses this file without Docker: it runs these pnpm RUN lines and this CMD.
 
 # One pin for both the build and the runtime, so native modules are built for the Node that runs them.
-ARG NODE_VERSION=24.9.0
+ARG NODE_VERSION=26.10.0
 
 FROM node:${NODE_VERSION}-slim AS base
 # Corepack is not usable here (and leaves the images from Node 25 on): pin pnpm with npm.
