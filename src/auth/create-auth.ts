@@ -1,6 +1,7 @@
 import { betterAuth } from 'better-auth'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Pool } from 'pg'
+import { CLIENT_IP_HEADER } from '../client-ip.js'
 import type { Config } from '../config/index.js'
 
 /**
@@ -23,6 +24,8 @@ export function createAuth (config: Pick<Config, 'auth'>, pool: Pool, log?: Fast
     advanced: {
       // Better Auth turns origin checks off when NODE_ENV=test; keep them on everywhere.
       disableOriginCheck: false,
+      // Rate limits and session records key on the address our auth route puts here (see src/client-ip.ts).
+      ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
       // Better Auth caches a failed schema check per instance, so a machine that served before `pnpm migrate` ran
       // elsewhere would fail until restarted. /health/ready reports pending migrations instead.
       database: { validateSchema: false }

@@ -1,5 +1,6 @@
 import { fromNodeHeaders } from 'better-auth/node'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { CLIENT_IP_HEADER, clientIp } from '../client-ip.js'
 
 // Auth requests are small; anything bigger is refused with 413 before it reaches Better Auth.
 const AUTH_BODY_LIMIT = 64 * 1024
@@ -22,11 +23,9 @@ export default async function authRoutes (app: FastifyInstance) {
       // The URL comes from the configured base URL, never from the client's Host header.
       const url = new URL(request.url, app.config.auth.baseURL)
       const body = Buffer.isBuffer(request.body) && request.body.length > 0 ? new Uint8Array(request.body) : undefined
-      const response = await app.auth.handler(new Request(url, {
-        method: request.method,
-        headers: fromNodeHeaders(request.headers),
-        body
-      }))
+      const headers = fromNodeHeaders(request.headers)
+      headers.set(CLIENT_IP_HEADER, clientIp(request, { onFly: app.config.flyAppName !== undefined }))
+      const response = await app.auth.handler(new Request(url, { method: request.method, headers, body }))
 
       if (response.status >= 500 && response.body === null) {
         // Better Auth has already logged the cause; give the client our usual error body, not an empty one.
