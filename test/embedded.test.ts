@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chownSync, existsSync, mkdirSync, mkdtempSync, statSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -67,6 +67,22 @@ t.test('after a crash, the orphaned PostgreSQL is stopped and the next start wor
   const signIn = await browserClient(next.url).post('/api/auth/sign-in/email', { email: credentials.email, password: credentials.password })
   t.equal(signIn.status, 200)
   t.notOk(isRunning(pid), 'the orphan is gone')
+})
+
+t.test('as a normal user', {
+  skip: process.getuid?.() === 0 ? false : 'needs root to start a process as another user (as a normal user, every other test here is this case)'
+}, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pond-embedded-user-'))
+  const nobody = { uid: 65534, gid: 65534 }
+  chownSync(dir, nobody.uid, nobody.gid)
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const userPort = await freePort()
+  const server = await spawnServer(t, { env: { DATA_DIR: dir, PORT: String(userPort), HOME: dir }, port: userPort, ...nobody })
+  t.equal(statSync(join(dir, 'postgres')).uid, nobody.uid, 'the cluster belongs to the user who ran it')
+  const signUp = await browserClient(`http://localhost:${userPort}`).post('/api/auth/sign-up/email', { ...credentials, email: 'user@example.com' })
+  t.equal(signUp.status, 200, signUp.text)
+  server.child.kill('SIGTERM')
+  t.same(await server.exited, { code: 0, signal: null })
 })
 
 t.test('when it cannot start, it says why and what to do', async (t) => {

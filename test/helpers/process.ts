@@ -23,6 +23,9 @@ export interface SpawnServerOptions {
   /** Wait until this path answers 200 (default /health/ready). */
   readyPath?: string
   readyTimeoutMs?: number
+  /** Run as this user (root only). */
+  uid?: number
+  gid?: number
 }
 
 /** Starts a server process, waits until it is ready, and kills it at teardown if it is still running. */
@@ -31,7 +34,9 @@ export async function spawnServer (t: Test, options: SpawnServerOptions): Promis
   const child = spawn(command!, args, {
     cwd: options.cwd ?? projectRoot,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: ['ignore', 'pipe', 'pipe'],
+    uid: options.uid,
+    gid: options.gid
   })
   let output = ''
   child.stdout!.on('data', (chunk: Buffer) => { output += chunk.toString() })
