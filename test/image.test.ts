@@ -2,8 +2,8 @@
 // its build context (git's files minus .dockerignore), its COPY lines, its pnpm RUN lines and its runtime CMD and ENV
 // are replayed in a temporary folder, one folder per stage standing in for the container's filesystem. Then
 // fly.toml's release_command migrates a fresh database in the runtime stage (production dependencies only) and the
-// CMD serves a sign-up and shuts down cleanly on SIGTERM. What it cannot show: the base image itself (Node 24 there,
-// this machine's Node here), root-owned files read by the `node` user, Fly's proxy.
+// CMD serves a sign-up and shuts down cleanly on SIGTERM. What it cannot show: the base image itself (the Dockerfile's
+// Node there, this machine's Node here; CI runs the suite on both), root-owned files read by the `node` user, Fly's proxy.
 import { cpSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, posix } from 'node:path'
