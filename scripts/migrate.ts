@@ -4,28 +4,22 @@ import { parseArgs } from 'node:util'
 import { createAuth } from '../src/auth/create-auth.js'
 import { migrate, pendingMigrations } from '../src/auth/migrations.js'
 import { ConfigError, loadConfig } from '../src/config/index.js'
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.js'
-import { createPool, maskUrl, resolveDatabaseUrl } from '../src/db/pool.js'
+import { openDatabase } from '../src/db/open-database.js'
+import { createPool, maskUrl } from '../src/db/pool.js'
 
 const { values: args } = parseArgs({ options: { 'dry-run': { type: 'boolean', default: false } } })
 const say = (line: string) => process.stdout.write(`${line}\n`)
-const log = { info: () => {}, warn: (_: unknown, message?: string) => say(message ?? String(_)), error: () => {} }
+// The database's notices (the .internal rewrite, the embedded server) as plain lines; pino's shape is
+// (fields, message) or (message).
+const sayLog = (fieldsOrMessage: unknown, message?: string) => say(message ?? String(fieldsOrMessage))
+const log = { info: sayLog, warn: sayLog, error: sayLog }
 
 async function main (): Promise<number> {
   const config = loadConfig({ dotenv: process.env.NODE_ENV !== 'production' })
-  let url: string
-  let embedded: EmbeddedPostgres | undefined
-  if (config.databaseUrl !== undefined) {
-    const target = resolveDatabaseUrl(config.databaseUrl, { onFly: config.flyAppName !== undefined })
-    if (target.rewrittenFrom !== undefined) say(`${target.rewrittenFrom} is on Fly's private network: using localhost (fly proxy)`)
-    url = target.url
-  } else {
-    embedded = await startEmbeddedPostgres({ baseDir: config.dataDir, log })
-    url = embedded.url
-  }
-  say(`Database: ${maskUrl(url)}`)
+  const database = await openDatabase(config, log)
+  say(`Database: ${maskUrl(database.url)}`)
 
-  const pool = createPool(url, { log, max: 2 })
+  const pool = createPool(database.url, { log, max: 2 })
   try {
     const auth = createAuth(config, pool)
     if (args['dry-run']) {
@@ -43,7 +37,7 @@ async function main (): Promise<number> {
     return 0
   } finally {
     await pool.end()
-    await embedded?.stop()
+    await database.stop()
   }
 }
 

@@ -12,7 +12,6 @@ import type { FastifyBaseLogger } from 'fastify'
 
 export interface EmbeddedPostgres {
   url: string
-  dataDir: string
   stop: () => Promise<void>
 }
 
@@ -70,9 +69,8 @@ export async function startEmbeddedPostgres ({ baseDir, log }: { baseDir: string
   log.info({ port, dataDir }, 'embedded PostgreSQL started')
   return {
     url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
-    dataDir,
     async stop () {
-      await run(bin.pg_ctl, ['stop', '--wait', '--mode=fast', '--pgdata', dataDir], runAs)
+      await stopServer(bin, dataDir, runAs)
       log.info('embedded PostgreSQL stopped')
     }
   }
@@ -81,7 +79,12 @@ export async function startEmbeddedPostgres ({ baseDir, log }: { baseDir: string
 /** Stops the embedded PostgreSQL of `baseDir` if one runs, from any process (the test suite's teardown). */
 export async function stopEmbeddedPostgres (baseDir: string): Promise<void> {
   const { bin, runAs, dataDir } = await locate(baseDir)
-  if (existsSync(join(dataDir, 'postmaster.pid'))) await run(bin.pg_ctl, ['stop', '--wait', '--mode=fast', '--pgdata', dataDir], runAs)
+  if (existsSync(join(dataDir, 'postmaster.pid'))) await stopServer(bin, dataDir, runAs)
+}
+
+/** A fast shutdown: open connections are cut, data is flushed; waits until the server is gone. */
+function stopServer (bin: Binaries, dataDir: string, runAs: RunAs): Promise<void> {
+  return run(bin.pg_ctl, ['stop', '--wait', '--mode=fast', '--timeout=30', '--pgdata', dataDir], runAs)
 }
 
 async function loadBinaries (): Promise<Binaries> {
@@ -149,7 +152,7 @@ async function stopOrphan (bin: Binaries, dataDir: string, runAs: RunAs, log: Lo
   if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return // stale: PostgreSQL removes it on start
   log.warn({ pid }, 'stopping an embedded PostgreSQL left running by an earlier run')
   try {
-    await run(bin.pg_ctl, ['stop', '--wait', '--mode=fast', '--timeout=30', '--pgdata', dataDir], runAs)
+    await stopServer(bin, dataDir, runAs)
   } catch (error) {
     throw new EmbeddedPostgresError(`an earlier server (pid ${pid}) holds ${dataDir} and did not stop: ${(error as Error).message}`,
       `Stop process ${pid}, then start again.`)
