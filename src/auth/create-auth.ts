@@ -4,6 +4,9 @@ import type { Pool } from 'pg'
 import { CLIENT_IP_HEADER } from '../client-ip.js'
 import type { Config } from '../config/index.js'
 
+/** How long a session (and its cookie) lives; Better Auth extends it as it is used (sliding expiry). */
+export const SESSION_EXPIRES_IN_SECONDS = 7 * 24 * 60 * 60
+
 /**
  * The one Better Auth instance, built from the configuration. The server, `pnpm migrate` and
  * better-auth.config.ts (Better Auth's CLI) all call this, so they agree on options and plugins.
@@ -20,6 +23,7 @@ export function createAuth (config: Pick<Config, 'auth'>, pool: Pool, log?: Fast
     baseURL: config.auth.baseURL,
     trustedOrigins: config.auth.trustedOrigins,
     emailAndPassword: { enabled: true },
+    session: { expiresIn: SESSION_EXPIRES_IN_SECONDS },
     telemetry: { enabled: false },
     advanced: {
       // Better Auth turns origin checks off when NODE_ENV=test; keep them on everywhere.
