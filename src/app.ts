@@ -4,6 +4,8 @@ import authPlugin from './plugins/auth.js'
 import corsPlugin from './plugins/cors.js'
 import dbPlugin from './plugins/db.js'
 import envPlugin, { type EnvPluginOptions } from './plugins/env.js'
+import mailerPlugin from './plugins/mailer.js'
+import openapiPlugin from './plugins/openapi.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
 import meRoutes from './routes/me.js'
@@ -13,7 +15,9 @@ export const app = fp(async function app (fastify: FastifyInstance, opts: EnvPlu
   await fastify.register(envPlugin, opts)
   await fastify.register(dbPlugin)
   await fastify.register(corsPlugin)
+  await fastify.register(mailerPlugin)
   await fastify.register(authPlugin)
+  await fastify.register(openapiPlugin)
 
   fastify.setErrorHandler(function errorHandler (error: FastifyError, request, reply) {
     const statusCode = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500

@@ -14,7 +14,9 @@ const production = {
   DATABASE_URL: 'postgres://pond:hunter2-password@db.example.com:5432/pond',
   BETTER_AUTH_SECRET: SECRET,
   BETTER_AUTH_URL: 'https://pond-backend.fly.dev',
-  TRUSTED_ORIGINS: 'https://pond.example.com'
+  TRUSTED_ORIGINS: 'https://pond.example.com',
+  SMTP_URL: 'smtps://pond:mail-password@smtp.example.com:465',
+  MAIL_FROM: 'Pond <no-reply@pond.example.com>'
 }
 const dataDir = mkdtempSync(join(tmpdir(), 'pond-config-'))
 t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
@@ -31,11 +33,13 @@ function problems (env: Record<string, string>): string[] {
   throw new Error('the configuration was accepted')
 }
 
-t.test('production requires DATABASE_URL, BETTER_AUTH_SECRET and BETTER_AUTH_URL', async (t) => {
+t.test('production requires DATABASE_URL, BETTER_AUTH_SECRET, BETTER_AUTH_URL, SMTP_URL and MAIL_FROM', async (t) => {
   t.same(problems({ NODE_ENV: 'production' }), [
     'DATABASE_URL is required when NODE_ENV=production',
     'BETTER_AUTH_SECRET is required when NODE_ENV=production',
-    'BETTER_AUTH_URL is required when NODE_ENV=production'
+    'BETTER_AUTH_URL is required when NODE_ENV=production',
+    'SMTP_URL is required when NODE_ENV=production',
+    'MAIL_FROM is required when NODE_ENV=production'
   ])
   const config = loadConfig({ env: production })
   t.equal(config.isProduction, true)
@@ -110,8 +114,8 @@ t.test('PORT, LOG_LEVEL and NODE_ENV are checked', async (t) => {
 
 t.test('every problem at once, one line each', async (t) => {
   const lines = problems({ NODE_ENV: 'production', BETTER_AUTH_SECRET: 'x', TRUSTED_ORIGINS: '*', PORT: '0' })
-  t.equal(lines.length, 5, lines.join('\n'))
-  for (const variable of ['DATABASE_URL', 'BETTER_AUTH_URL', 'BETTER_AUTH_SECRET', 'TRUSTED_ORIGINS', 'PORT']) {
+  t.equal(lines.length, 7, lines.join('\n'))
+  for (const variable of ['DATABASE_URL', 'BETTER_AUTH_URL', 'SMTP_URL', 'MAIL_FROM', 'BETTER_AUTH_SECRET', 'TRUSTED_ORIGINS', 'PORT']) {
     t.ok(lines.some((line) => line.startsWith(variable + ' ')), variable)
   }
 })
@@ -144,6 +148,44 @@ t.test('the server prints one line per problem and exits 1, without a stack trac
     'Invalid configuration:',
     '  DATABASE_URL is required when NODE_ENV=production',
     '  BETTER_AUTH_URL is required when NODE_ENV=production',
+    '  SMTP_URL is required when NODE_ENV=production',
+    '  MAIL_FROM is required when NODE_ENV=production',
     '  BETTER_AUTH_SECRET must be at least 32 characters and not Better Auth\'s public default (generate one with: openssl rand -base64 32)'
   ])
+})
+
+t.test('mail, frontend and social sign-in settings', async (t) => {
+  t.same(loadConfig({ env: development }).mail, { transport: 'console', from: 'Pond <no-reply@localhost>' }, 'development logs mail')
+  t.same(loadConfig({ env: production }).mail, { transport: 'smtp', smtpUrl: production.SMTP_URL, from: production.MAIL_FROM })
+  t.equal(loadConfig({ env: production }).auth.requireEmailVerification, true, 'production requires a verified email')
+  t.equal(loadConfig({ env: development }).auth.requireEmailVerification, false)
+  t.equal(loadConfig({ env: { ...production, REQUIRE_EMAIL_VERIFICATION: 'false' } }).auth.requireEmailVerification, false)
+  t.same(problems({ ...production, MAIL_TRANSPORT: 'console' }),
+    ['MAIL_TRANSPORT=console is for development only (it writes sign-in links to the log); use smtp'])
+  t.same(problems({ ...development, MAIL_TRANSPORT: 'smtp' }),
+    ['SMTP_URL is required when MAIL_TRANSPORT=smtp', 'MAIL_FROM is required when MAIL_TRANSPORT=smtp'])
+  const badSmtp = problems({ ...production, SMTP_URL: 'http://pond:mail-password@smtp.example.com' })
+  t.match(badSmtp, [/^SMTP_URL must be a URL like/])
+  t.notMatch(badSmtp.join('\n'), 'mail-password', 'the SMTP password is not echoed')
+  t.match(problems({ ...production, MAIL_FROM: 'nobody' }), [/^MAIL_FROM must be an address/])
+
+  t.equal(loadConfig({ env: production }).app.frontendURL, 'https://pond.example.com', 'links land on the first trusted origin')
+  t.same(problems({ ...production, FRONTEND_URL: 'https://elsewhere.example.com' }), ['FRONTEND_URL must be one of TRUSTED_ORIGINS'])
+
+  t.same(loadConfig({ env: production }).auth.socialProviders, { github: undefined, google: undefined }, 'off unless configured')
+  const social = loadConfig({ env: { ...production, GITHUB_CLIENT_ID: 'gh-id', GITHUB_CLIENT_SECRET: 'gh-secret' } }).auth.socialProviders
+  t.same(social, { github: { clientId: 'gh-id', clientSecret: 'gh-secret' }, google: undefined })
+  t.same(problems({ ...production, GOOGLE_CLIENT_ID: 'g-id' }), ['GOOGLE_CLIENT_SECRET is required when GOOGLE_CLIENT_ID is set'])
+})
+
+t.test('every variable the service reads is documented in .env.example and the README', async (t) => {
+  const { readFile } = await import('node:fs/promises')
+  const { envSchema } = await import('../src/config/schema.js')
+  const { projectRoot } = await import('../src/config/index.js')
+  const example = await readFile(join(projectRoot, '.env.example'), 'utf8')
+  const readme = await readFile(join(projectRoot, 'README.md'), 'utf8')
+  for (const variable of Object.keys(envSchema.properties)) {
+    t.match(example, new RegExp(`^# ${variable}=`, 'm'), `${variable} in .env.example`)
+    t.match(readme, `\`${variable}\``, `${variable} in the README`)
+  }
 })

@@ -6,7 +6,8 @@ import { TEST_SECRET } from './helpers/app.js'
 const migrateScript = [process.execPath, '--import', 'tsx', 'scripts/migrate.ts']
 const envFor = (databaseUrl: string) => ({
   PATH: process.env.PATH, NODE_ENV: 'production', DATABASE_URL: databaseUrl,
-  BETTER_AUTH_SECRET: TEST_SECRET, BETTER_AUTH_URL: 'https://pond-backend.fly.dev', TRUSTED_ORIGINS: 'https://pond.example.com'
+  BETTER_AUTH_SECRET: TEST_SECRET, BETTER_AUTH_URL: 'https://pond-backend.fly.dev', TRUSTED_ORIGINS: 'https://pond.example.com',
+  SMTP_URL: 'smtp://127.0.0.1:1', MAIL_FROM: 'no-reply@pond.example.com'
 })
 const tables = async (databaseUrl: string) => (await query(databaseUrl,
   "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name")).rows.map((row) => row.table_name)
@@ -27,7 +28,7 @@ t.test('applies the schema, says what it created, then finds nothing pending', a
   t.equal(first.code, 0, first.stderr)
   t.match(first.stdout, /Migrated:\n(.|\n)*\+ table "user"/)
   t.notMatch(first.stdout, /postgres:\/\/[^ ]*:[^*@ ]+@/, 'no password in the output')
-  t.same(await tables(databaseUrl), ['account', 'session', 'user', 'verification'])
+  t.same(await tables(databaseUrl), ['account', 'session', 'twoFactor', 'user', 'verification'])
 
   const second = await runCommand(migrateScript, { env: envFor(databaseUrl) })
   t.equal(second.code, 0)
@@ -42,7 +43,7 @@ t.test('concurrent runs take turns under the advisory lock', async (t) => {
   t.same(runs.map((run) => run.code), [0, 0, 0], runs.map((run) => run.stderr).join('\n'))
   t.equal(runs.filter((run) => run.stdout.includes('Migrated:')).length, 1, 'exactly one run created the schema')
   t.equal(runs.filter((run) => run.stdout.includes('Nothing to migrate')).length, 2)
-  t.same(await tables(databaseUrl), ['account', 'session', 'user', 'verification'])
+  t.same(await tables(databaseUrl), ['account', 'session', 'twoFactor', 'user', 'verification'])
 })
 
 t.test('a failure exits non-zero with a clear message', async (t) => {

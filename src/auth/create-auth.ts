@@ -1,29 +1,104 @@
 import { betterAuth } from 'better-auth'
+import { admin, openAPI, twoFactor } from 'better-auth/plugins'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Pool } from 'pg'
 import { CLIENT_IP_HEADER } from '../client-ip.js'
 import type { Config } from '../config/index.js'
+import { withoutAddresses, type Mailer } from '../mail/mailer.js'
+import { confirmEmailChangeMessage, deleteAccountMessage, resetPasswordMessage, verifyEmailMessage } from '../mail/messages.js'
 
 /** How long a session (and its cookie) lives; Better Auth extends it as it is used (sliding expiry). */
 export const SESSION_EXPIRES_IN_SECONDS = 7 * 24 * 60 * 60
+/** Lifetime of the links in verification and password-reset emails. */
+export const EMAIL_LINK_EXPIRES_IN_SECONDS = 60 * 60
+
+/** Where each emailed link lands on the frontend when the client did not name a page (callbackURL/redirectTo). */
+export const FRONTEND_PATHS = {
+  verifyEmail: '/',
+  resetPassword: '/reset-password',
+  accountDeleted: '/',
+  /** Failed social sign-ins and links land here with ?error=<code>. */
+  authError: '/auth-error'
+} as const
+
+export interface CreateAuthOptions {
+  log?: FastifyBaseLogger
+  /** Sends the emails; absent where no mail goes out (pnpm migrate, better-auth.config.ts). */
+  mailer?: Mailer
+}
+
+type AuthConfig = Pick<Config, 'auth' | 'app'>
 
 /**
  * The one Better Auth instance, built from the configuration. The server, `pnpm migrate` and
- * better-auth.config.ts (Better Auth's CLI) all call this, so they agree on options and plugins.
+ * better-auth.config.ts (Better Auth's CLI) all call this, so they agree on options, plugins and therefore schema.
  */
-export function createAuth (config: Pick<Config, 'auth'>, pool: Pool, log?: FastifyBaseLogger) {
+export function createAuth (config: AuthConfig, pool: Pool, { log, mailer }: CreateAuthOptions = {}) {
+  const { app } = config
+  const toFrontend = (url: string, path: string) => frontendLink(url, path, app.frontendURL)
+
   return betterAuth({
+    appName: app.name,
     // Better Auth's own messages go to our logger (JSON, redacted), not straight to the console. Only the
-    // message: its extra arguments can carry request data.
+    // message, without email addresses: its extra arguments can carry request data.
     logger: log === undefined
       ? undefined
-      : { level: 'info', log: (level, message) => log[level]({ component: 'better-auth' }, message) },
+      : { level: 'info', log: (level, message) => log[level]({ component: 'better-auth' }, withoutAddresses(message)) },
     database: pool,
     secret: config.auth.secret,
     baseURL: config.auth.baseURL,
     trustedOrigins: config.auth.trustedOrigins,
-    emailAndPassword: { enabled: true },
+    emailAndPassword: {
+      enabled: true,
+      requireEmailVerification: config.auth.requireEmailVerification,
+      resetPasswordTokenExpiresIn: EMAIL_LINK_EXPIRES_IN_SECONDS,
+      revokeSessionsOnPasswordReset: true,
+      sendResetPassword: async ({ user, url }) => {
+        mailer?.sendLater(resetPasswordMessage(app.name, user, toFrontend(url, FRONTEND_PATHS.resetPassword)))
+      }
+    },
+    emailVerification: {
+      sendOnSignUp: true,
+      autoSignInAfterVerification: true,
+      expiresIn: EMAIL_LINK_EXPIRES_IN_SECONDS,
+      // Also used for a new address after change-email: `user.email` is then the new address.
+      sendVerificationEmail: async ({ user, url }) => {
+        mailer?.sendLater(verifyEmailMessage(app.name, user, toFrontend(url, FRONTEND_PATHS.verifyEmail)))
+      }
+    },
+    user: {
+      // A verified user's change is confirmed from the current address first (a stolen session alone cannot move
+      // the account), then verified at the new one, which only then replaces the old.
+      changeEmail: {
+        enabled: true,
+        sendChangeEmailConfirmation: async ({ user, newEmail, url }) => {
+          mailer?.sendLater(confirmEmailChangeMessage(app.name, user, newEmail, toFrontend(url, FRONTEND_PATHS.verifyEmail)))
+        }
+      },
+      // Deleting takes the emailed confirmation: it works for accounts without a password (social sign-in) too.
+      deleteUser: {
+        enabled: true,
+        sendDeleteAccountVerification: async ({ user, url }) => {
+          mailer?.sendLater(deleteAccountMessage(app.name, user, toFrontend(url, FRONTEND_PATHS.accountDeleted)))
+        }
+      }
+    },
+    socialProviders: socialProviders(config.auth.socialProviders, config.auth.requireEmailVerification),
+    account: {
+      // A social sign-in with an address that exists joins that account only when both sides verified it.
+      accountLinking: { enabled: true },
+      // Provider access and refresh tokens are stored encrypted with BETTER_AUTH_SECRET.
+      encryptOAuthTokens: true
+    },
+    // Failed social sign-ins and links redirect to the frontend, not to an HTML page of this API.
+    onAPIError: { errorURL: new URL(FRONTEND_PATHS.authError, app.frontendURL).href },
     session: { expiresIn: SESSION_EXPIRES_IN_SECONDS },
+    plugins: [
+      twoFactor({ issuer: app.name }),
+      admin(),
+      // /api/auth/open-api/generate-schema and /api/auth/reference
+      openAPI()
+    ],
     telemetry: { enabled: false },
     advanced: {
       // Better Auth turns origin checks off when NODE_ENV=test; keep them on everywhere.
@@ -38,3 +113,25 @@ export function createAuth (config: Pick<Config, 'auth'>, pool: Pool, log?: Fast
 }
 
 export type Auth = ReturnType<typeof createAuth>
+
+function socialProviders ({ github, google }: Config['auth']['socialProviders'], requireEmailVerification: boolean) {
+  // With verification required, a provider that has not verified the address gives no session either.
+  return {
+    ...(github === undefined ? {} : { github: { ...github, requireEmailVerification } }),
+    ...(google === undefined ? {} : { google: { ...google, requireEmailVerification } })
+  }
+}
+
+/**
+ * Emailed links go to Better Auth (which checks the token) and then redirect to `callbackURL`. Better Auth
+ * already refuses a callbackURL outside TRUSTED_ORIGINS; when the client sent none (or a path), the redirect would
+ * land on this API, so it is pointed at the frontend instead.
+ */
+export function frontendLink (url: string, defaultPath: string, frontendURL: string): string {
+  const link = new URL(url)
+  const callbackURL = link.searchParams.get('callbackURL')
+  if (callbackURL === null || callbackURL === '' || callbackURL.startsWith('/')) {
+    link.searchParams.set('callbackURL', new URL(callbackURL || defaultPath, frontendURL).href)
+  }
+  return link.href
+}

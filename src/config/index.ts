@@ -23,8 +23,24 @@ export interface Config {
     baseURL: string
     /** One list for both CORS and Better Auth's `trustedOrigins`. */
     trustedOrigins: string[]
+    /** Sign-in waits for a verified email address. */
+    requireEmailVerification: boolean
+    /** Only the providers whose client id and secret are both set. */
+    socialProviders: {
+      github?: OAuthClient
+      google?: OAuthClient
+    }
   }
+  app: {
+    /** Shown in emails and as the two-factor issuer. */
+    name: string
+    /** Where links in emails land: the frontend, one of the trusted origins. */
+    frontendURL: string
+  }
+  mail: { transport: 'console', from: string } | { transport: 'smtp', from: string, smtpUrl: string }
 }
+
+export interface OAuthClient { clientId: string, clientSecret: string }
 
 /** A configuration problem: `lines` has one line per problem, each naming its variable. */
 export class ConfigError extends Error {
@@ -89,6 +105,12 @@ export function toConfigError (error: unknown, env: Record<string, unknown>): un
 /** Turns validated variables into the configuration, filling development defaults. */
 export function resolveConfig (env: RawEnv): Config {
   const isProduction = env.NODE_ENV === 'production'
+  const problems = [...mailProblems(env, isProduction), ...socialProblems(env)]
+  const trustedOrigins = [...new Set(splitOrigins(env.TRUSTED_ORIGINS))]
+  const frontendURL = (env.FRONTEND_URL ?? trustedOrigins[0]!).replace(/\/$/, '')
+  if (!trustedOrigins.includes(frontendURL)) problems.push('FRONTEND_URL must be one of TRUSTED_ORIGINS')
+  if (problems.length > 0) throw new ConfigError(problems)
+
   const dataDir = resolve(projectRoot, env.DATA_DIR ?? '.data')
   const { secret, source } = env.BETTER_AUTH_SECRET !== undefined
     ? { secret: env.BETTER_AUTH_SECRET, source: 'env' as const }
@@ -106,9 +128,44 @@ export function resolveConfig (env: RawEnv): Config {
       secret,
       secretSource: source,
       baseURL: (env.BETTER_AUTH_URL ?? `http://localhost:${env.PORT}`).replace(/\/$/, ''),
-      trustedOrigins: [...new Set(splitOrigins(env.TRUSTED_ORIGINS))]
-    }
+      trustedOrigins,
+      requireEmailVerification: env.REQUIRE_EMAIL_VERIFICATION ?? isProduction,
+      socialProviders: {
+        github: oauthClient(env.GITHUB_CLIENT_ID, env.GITHUB_CLIENT_SECRET),
+        google: oauthClient(env.GOOGLE_CLIENT_ID, env.GOOGLE_CLIENT_SECRET)
+      }
+    },
+    app: { name: env.APP_NAME, frontendURL },
+    mail: mailTransport(env) === 'smtp'
+      ? { transport: 'smtp', smtpUrl: env.SMTP_URL!, from: env.MAIL_FROM! }
+      : { transport: 'console', from: env.MAIL_FROM ?? `${env.APP_NAME} <no-reply@localhost>` }
   }
+}
+
+function mailTransport (env: RawEnv): 'console' | 'smtp' {
+  return env.MAIL_TRANSPORT ?? (env.NODE_ENV === 'production' || env.SMTP_URL !== undefined ? 'smtp' : 'console')
+}
+
+function mailProblems (env: RawEnv, isProduction: boolean): string[] {
+  if (mailTransport(env) === 'console') {
+    // The console transport logs every link, tokens included: fine on a laptop, a leak in production.
+    return isProduction ? ['MAIL_TRANSPORT=console is for development only (it writes sign-in links to the log); use smtp'] : []
+  }
+  // (Production already requires both in the schema.)
+  return [
+    ...(env.SMTP_URL === undefined ? ['SMTP_URL is required when MAIL_TRANSPORT=smtp'] : []),
+    ...(env.MAIL_FROM === undefined ? ['MAIL_FROM is required when MAIL_TRANSPORT=smtp'] : [])
+  ]
+}
+
+function socialProblems (env: RawEnv): string[] {
+  const pairs = [['GITHUB_CLIENT_ID', 'GITHUB_CLIENT_SECRET'], ['GOOGLE_CLIENT_ID', 'GOOGLE_CLIENT_SECRET']] as const
+  return pairs.filter(([id, secret]) => (env[id] === undefined) !== (env[secret] === undefined))
+    .map(([id, secret]) => `${env[id] === undefined ? id : secret} is required when ${env[id] === undefined ? secret : id} is set`)
+}
+
+function oauthClient (clientId?: string, clientSecret?: string): OAuthClient | undefined {
+  return clientId !== undefined && clientSecret !== undefined ? { clientId, clientSecret } : undefined
 }
 
 /** In development a missing secret is generated once and kept, so sessions survive restarts. */

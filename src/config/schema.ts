@@ -22,11 +22,21 @@ export const envSchema = {
     BETTER_AUTH_URL: { type: 'string', format: 'base-url' },
     TRUSTED_ORIGINS: { type: 'string', format: 'origin-list', default: 'http://localhost:5173' },
     DATA_DIR: { type: 'string', minLength: 1 },
-    FLY_APP_NAME: { type: 'string' }
+    FLY_APP_NAME: { type: 'string' },
+    APP_NAME: { type: 'string', minLength: 1, maxLength: 100, default: 'Pond' },
+    FRONTEND_URL: { type: 'string', format: 'base-url' },
+    MAIL_TRANSPORT: { type: 'string', enum: ['console', 'smtp'] },
+    SMTP_URL: { type: 'string', format: 'smtp-url' },
+    MAIL_FROM: { type: 'string', format: 'mail-from' },
+    REQUIRE_EMAIL_VERIFICATION: { type: 'boolean' },
+    GITHUB_CLIENT_ID: { type: 'string', minLength: 1 },
+    GITHUB_CLIENT_SECRET: { type: 'string', minLength: 1 },
+    GOOGLE_CLIENT_ID: { type: 'string', minLength: 1 },
+    GOOGLE_CLIENT_SECRET: { type: 'string', minLength: 1 }
   },
-  // Development runs with zero setup; production must be told where it lives and how to sign.
+  // Development runs with zero setup; production must be told where it lives, how to sign and how to send mail.
   if: { properties: { NODE_ENV: { const: 'production' } }, required: ['NODE_ENV'] },
-  then: { required: ['DATABASE_URL', 'BETTER_AUTH_SECRET', 'BETTER_AUTH_URL'] }
+  then: { required: ['DATABASE_URL', 'BETTER_AUTH_SECRET', 'BETTER_AUTH_URL', 'SMTP_URL', 'MAIL_FROM'] }
 } as const
 
 export interface RawEnv {
@@ -40,6 +50,16 @@ export interface RawEnv {
   TRUSTED_ORIGINS: string
   DATA_DIR?: string
   FLY_APP_NAME?: string
+  APP_NAME: string
+  FRONTEND_URL?: string
+  MAIL_TRANSPORT?: 'console' | 'smtp'
+  SMTP_URL?: string
+  MAIL_FROM?: string
+  REQUIRE_EMAIL_VERIFICATION?: boolean
+  GITHUB_CLIENT_ID?: string
+  GITHUB_CLIENT_SECRET?: string
+  GOOGLE_CLIENT_ID?: string
+  GOOGLE_CLIENT_SECRET?: string
 }
 
 /** Why a value is not an acceptable origin, or undefined when it is one. */
@@ -86,6 +106,21 @@ const formats: Record<string, { validate: (value: string) => boolean, message: s
       return originProblem(trimmed) === undefined
     },
     message: 'must be the public base URL of this service, like https://pond-backend.fly.dev (no path)'
+  },
+  'smtp-url': {
+    validate: (value) => {
+      try {
+        const url = new URL(value)
+        return (url.protocol === 'smtp:' || url.protocol === 'smtps:') && url.hostname !== ''
+      } catch {
+        return false
+      }
+    },
+    message: 'must be a URL like smtps://user:password@smtp.example.com:465 (smtp:// for STARTTLS or plain)'
+  },
+  'mail-from': {
+    validate: (value) => /^[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+$|^[^<>]*<[^<>@\s]+@[^<>@\s]+>$/.test(value.trim()),
+    message: 'must be an address like no-reply@pond.example or "Pond <no-reply@pond.example>"'
   },
   'origin-list': {
     validate: (value) => splitOrigins(value).length > 0 && splitOrigins(value).every((o) => originProblem(o) === undefined),

@@ -18,7 +18,7 @@ declare module 'fastify' {
 }
 
 export default fp(async function authPlugin (app) {
-  const auth = createAuth(app.config, app.pg, app.log)
+  const auth = createAuth(app.config, app.pg, { log: app.log, mailer: app.mailer })
   app.decorate('auth', auth)
 
   if (app.usesEmbeddedDatabase) {
@@ -36,4 +36,4 @@ export default fp(async function authPlugin (app) {
     }
     request.session = session
   })
-}, { name: 'auth', dependencies: ['env', 'db'], fastify: '5.x' })
+}, { name: 'auth', dependencies: ['env', 'db', 'mailer'], fastify: '5.x' })

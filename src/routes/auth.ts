@@ -19,6 +19,8 @@ export default async function authRoutes (app: FastifyInstance) {
     method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
     url: '/api/auth/*',
     bodyLimit: AUTH_BODY_LIMIT,
+    // Better Auth describes its own endpoints; src/plugins/openapi.ts merges them into our document.
+    schema: { hide: true },
     async handler (request: FastifyRequest, reply: FastifyReply) {
       // The URL comes from the configured base URL, never from the client's Host header.
       const url = new URL(request.url, app.config.auth.baseURL)

@@ -1,17 +1,18 @@
 import type { FastifyInstance } from 'fastify'
 import { pendingMigrations } from '../auth/migrations.js'
+import { livenessSchema, readinessSchema } from './schemas.js'
 
 const DATABASE_CHECK_TIMEOUT_MS = 2_000
 
 export default async function healthRoutes (app: FastifyInstance) {
   // Liveness: the process answers. No database, so a database outage never gets machines restarted.
-  app.get('/health', async () => ({ status: 'ok' }))
+  app.get('/health', { schema: livenessSchema }, async () => ({ status: 'ok' }))
 
   // Once the schema is complete it stays complete for this code: skip the schema diff from then on.
   let schemaComplete = false
 
   // Readiness: the database answers and Better Auth's schema is migrated.
-  app.get('/health/ready', async (request, reply) => {
+  app.get('/health/ready', { schema: readinessSchema }, async (request, reply) => {
     try {
       await withTimeout(app.pg.query('SELECT 1'), DATABASE_CHECK_TIMEOUT_MS)
     } catch (error) {

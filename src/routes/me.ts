@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
+import { meSchema } from './schemas.js'
 
 export default async function meRoutes (app: FastifyInstance) {
-  app.get('/api/me', { preHandler: app.requireSession }, async (request) => {
+  app.get('/api/me', { schema: meSchema, preHandler: app.requireSession }, async (request) => {
     const { user, session } = request.session!
     // The token is the HttpOnly cookie's value: page script must not get it from a JSON body.
     const { token: _token, ...safeSession } = session

@@ -95,6 +95,9 @@ export function productionEnv (databaseUrl: string, port: number): Record<string
     BETTER_AUTH_URL: `http://localhost:${port}`,
     TRUSTED_ORIGINS: TRUSTED_ORIGIN,
     PORT: String(port),
-    HOST: '127.0.0.1'
+    HOST: '127.0.0.1',
+    // Nothing listens there: these tests send no mail, and a failed send is only logged.
+    SMTP_URL: 'smtp://127.0.0.1:1',
+    MAIL_FROM: 'Pond <no-reply@pond.example>'
   }
 }

@@ -1,0 +1,50 @@
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import fp from 'fastify-plugin'
+
+export const OPENAPI_JSON_PATH = '/api/openapi.json'
+export const REFERENCE_PATH = '/api/docs'
+
+type OpenAPIDocument = {
+  paths?: Record<string, unknown>
+  components?: Record<string, Record<string, unknown> | undefined>
+  tags?: Array<{ name: string, description?: string }>
+}
+
+// One OpenAPI document for the whole service: our routes (from their Fastify schemas) plus Better Auth's endpoints
+// (from its openAPI plugin) under /api/auth. Served as JSON and as a Swagger UI page whose assets ship with the
+// package (no CDN).
+export default fp(async function openapiPlugin (app) {
+  const auth = await app.auth.api.generateOpenAPISchema() as OpenAPIDocument
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: `${app.config.app.name} API (pond-backend)`,
+        version: '1',
+        description: 'Our own routes (tag pond-backend) and Better Auth under /api/auth. Browsers authenticate with ' +
+          'the HttpOnly session cookie set by sign-in; send requests with credentials from a trusted origin.'
+      },
+      servers: [{ url: app.config.auth.baseURL }],
+      tags: [{ name: 'pond-backend', description: 'Health checks and our own session-protected routes' }]
+    },
+    // (Cast: @fastify/swagger types the document per OpenAPI version; the merge only adds paths and components.)
+    transformObject: (document) => mergeBetterAuth((document as { openapiObject: OpenAPIDocument }).openapiObject, auth) as never
+  })
+  await app.register(swaggerUi, { routePrefix: REFERENCE_PATH })
+  app.get(OPENAPI_JSON_PATH, { schema: { hide: true } }, async () => app.swagger())
+}, { name: 'openapi', dependencies: ['env', 'auth'], fastify: '5.x' })
+
+function mergeBetterAuth<T extends OpenAPIDocument> (ours: T, auth: OpenAPIDocument): T {
+  const authPaths = Object.fromEntries(Object.entries(auth.paths ?? {}).map(([path, item]) => [`/api/auth${path}`, item]))
+  return {
+    ...ours,
+    paths: { ...ours.paths, ...authPaths },
+    components: {
+      ...ours.components,
+      schemas: { ...ours.components?.schemas, ...auth.components?.schemas },
+      securitySchemes: { ...ours.components?.securitySchemes, ...auth.components?.securitySchemes }
+    },
+    tags: [...(ours.tags ?? []), ...(auth.tags ?? [])]
+  }
+}
