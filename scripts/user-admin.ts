@@ -3,13 +3,9 @@
 import { parseArgs } from 'node:util'
 import { createAuth } from '../src/auth/create-auth.js'
 import { ConfigError, loadConfig } from '../src/config/index.js'
-import { openDatabase } from '../src/db/open-database.js'
-import { createPool } from '../src/db/pool.js'
+import { say, withDatabase } from './script-database.js'
 
 const { positionals } = parseArgs({ allowPositionals: true })
-const say = (line: string) => process.stdout.write(`${line}\n`)
-const sayLog = (fieldsOrMessage: unknown, message?: string) => say(message ?? String(fieldsOrMessage))
-const log = { info: sayLog, warn: sayLog, error: sayLog }
 
 class UsageError extends Error {}
 
@@ -19,9 +15,7 @@ async function main (): Promise<number> {
     throw new UsageError('Usage: pnpm user:admin <email>')
   }
   const config = loadConfig({ dotenv: process.env.NODE_ENV !== 'production' })
-  const database = await openDatabase(config, log)
-  const pool = createPool(database.url, { log, max: 1 })
-  try {
+  return withDatabase(config, async (pool) => {
     const { internalAdapter } = await createAuth(config, pool).$context
     const found = await internalAdapter.findUserByEmail(email)
     if (found === null) throw new UsageError(`No user with the email ${email}: sign up first, then run this again.`)
@@ -32,10 +26,7 @@ async function main (): Promise<number> {
     await internalAdapter.updateUser(found.user.id, { role: 'admin' })
     say(`${email} is now an admin.`)
     return 0
-  } finally {
-    await pool.end()
-    await database.stop()
-  }
+  })
 }
 
 try {
