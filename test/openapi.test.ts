@@ -46,6 +46,8 @@ t.test('reference pages: /api/docs (assets served here) and Better Auth\'s /api/
     t.notMatch(src, /^https?:/, `${src} comes from this server, not a CDN`)
     const asset = await fetch(new URL(src, `${url}/api/docs/`))
     t.equal(asset.status, 200, `${src} is served`)
+    // Read it all: an unread 1.6 MB body holds the connection open, and closing the app would wait for it.
+    t.ok((await asset.arrayBuffer()).byteLength > 0, `${src} is not empty`)
   }
   const initializer = await fetch(`${url}/api/docs/static/swagger-initializer.js`)
   t.match(await initializer.text(), /json/, 'the UI loads our document')
