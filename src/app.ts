@@ -6,6 +6,7 @@ import dbPlugin from './plugins/db.js'
 import envPlugin, { type EnvPluginOptions } from './plugins/env.js'
 import mailerPlugin from './plugins/mailer.js'
 import openapiPlugin from './plugins/openapi.js'
+import securityHeadersPlugin from './plugins/security-headers.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
 import meRoutes from './routes/me.js'
@@ -13,6 +14,7 @@ import meRoutes from './routes/me.js'
 /** The application, as a plugin: configuration, then infrastructure, then routes. */
 export const app = fp(async function app (fastify: FastifyInstance, opts: EnvPluginOptions) {
   await fastify.register(envPlugin, opts)
+  await fastify.register(securityHeadersPlugin)
   await fastify.register(dbPlugin)
   await fastify.register(corsPlugin)
   await fastify.register(mailerPlugin)

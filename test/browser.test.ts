@@ -200,6 +200,20 @@ async function runBrowserTests () {
     t.equal(await statusOf(trustedPage), `Signed in as ${email}`, 'the victim is still signed in')
   })
 
+  t.test('the API reference page renders in Chromium under its own CSP, with no outside requests', async (t) => {
+    const page = await openPage(t, browser)
+    const violations: string[] = []
+    page.on('console', (message) => { if (/Content.Security.Policy|Refused to/i.test(message.text())) violations.push(message.text()) })
+    const outside: string[] = []
+    page.on('request', (request) => { if (!request.url().startsWith(apiUrl) && !request.url().startsWith('data:')) outside.push(request.url()) })
+    await page.goto(`${apiUrl}/api/docs`)
+    await page.locator('.swagger-ui .info .title').waitFor()
+    t.match(await page.locator('.swagger-ui .info .title').textContent(), /pond-backend/)
+    await page.locator('.opblock-summary-path[data-path="/api/me"]').first().waitFor()
+    t.same(violations, [], 'no CSP violations')
+    t.same(outside, [], 'everything comes from this service')
+  })
+
   t.test('a preflighted request from the trusted page carries credentials and succeeds', async (t) => {
     const page = await openPage(t, browser)
     const email = await signUpInPage(page)
