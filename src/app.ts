@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import authPlugin from './plugins/auth.js'
+import clientIpPlugin from './plugins/client-ip.js'
 import corsPlugin from './plugins/cors.js'
 import dbPlugin from './plugins/db.js'
 import envPlugin, { type EnvPluginOptions } from './plugins/env.js'
@@ -15,6 +16,7 @@ import meRoutes from './routes/me.js'
 export const app = fp(async function app (fastify: FastifyInstance, opts: EnvPluginOptions) {
   await fastify.register(envPlugin, opts)
   await fastify.register(securityHeadersPlugin)
+  await fastify.register(clientIpPlugin)
   await fastify.register(dbPlugin)
   await fastify.register(corsPlugin)
   await fastify.register(mailerPlugin)

@@ -1,4 +1,7 @@
+import { isIP } from 'node:net'
+import proxyAddr from '@fastify/proxy-addr'
 import type { FastifyRequest } from 'fastify'
+import type { TrustProxy } from './config/schema.js'
 
 /**
  * The header through which Better Auth learns the client's address. The auth route always overwrites it, so a
@@ -7,11 +10,30 @@ import type { FastifyRequest } from 'fastify'
 export const CLIENT_IP_HEADER = 'x-pond-client-ip'
 
 /**
- * The client's address: on Fly, the `Fly-Client-IP` header that Fly's proxy sets (the socket address is the
- * proxy's); elsewhere the socket address.
+ * One trust model for the client's address, used for Better Auth (sessions, rate limits) and the logs:
+ * - `none`: the socket address; every forwarding header is ignored.
+ * - `fly`: `Fly-Client-IP`, which Fly's proxy sets (the socket address is the proxy's).
+ * - `header`: a header that the proxy in front of us sets and overwrites (e.g. X-Real-IP).
+ * - `proxies`: X-Forwarded-For, read from the right and skipping only the listed proxies, so whatever a client put
+ *   at the left of the chain is never taken.
+ * A header that is missing or not an IP address falls back to the socket address.
  */
-export function clientIp (request: FastifyRequest, { onFly }: { onFly: boolean }): string {
-  const flyClientIp = request.headers['fly-client-ip']
-  if (onFly && typeof flyClientIp === 'string' && flyClientIp !== '') return flyClientIp
-  return request.socket.remoteAddress ?? request.ip
+export function createClientIp (trust: TrustProxy): (request: FastifyRequest) => string {
+  const socketAddress = (request: FastifyRequest) => request.socket?.remoteAddress ?? request.ip
+  switch (trust.mode) {
+    case 'none':
+      return socketAddress
+    case 'fly':
+    case 'header': {
+      const name = trust.mode === 'fly' ? 'fly-client-ip' : trust.header
+      return (request) => {
+        const value = request.headers[name]
+        return typeof value === 'string' && isIP(value.trim()) !== 0 ? value.trim() : socketAddress(request)
+      }
+    }
+    case 'proxies': {
+      const trusted = proxyAddr.compile(trust.proxies)
+      return (request) => proxyAddr(request.raw, trusted)
+    }
+  }
 }

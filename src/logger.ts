@@ -27,13 +27,16 @@ export function loggerOptions (
       paths: [
         'req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]',
         'headers.cookie', 'headers.authorization', 'headers["set-cookie"]',
+        // Node attaches the raw request bytes (cookies included) to HTTP parse errors that Fastify logs at trace.
+        'err.rawPacket',
         '*.password', '*.newPassword', '*.currentPassword', '*.token', '*.secret', '*.connectionString'
       ],
       censor: '[redacted]'
     },
     serializers: {
       req (req: FastifyRequest) {
-        return { method: req.method, url: redactUrl(req.url), host: req.host, remoteAddress: req.ip }
+        // clientIp: the trusted client address (TRUST_PROXY), the same one Better Auth sees.
+        return { method: req.method, url: redactUrl(req.url), host: req.host, remoteAddress: req.clientIp ?? req.ip }
       }
     },
     ...(pretty && !config.isProduction

@@ -391,6 +391,7 @@ t.test('schema: the plugins\' table and columns; a database migrated without the
   t.same([...body.pending].sort(), [
     'columns of "session": impersonatedBy',
     'columns of "user": twoFactorEnabled, role, banned, banReason, banExpires',
+    'table "rateLimit"',
     'table "twoFactor"'
   ])
 

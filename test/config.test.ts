@@ -189,3 +189,18 @@ t.test('every variable the service reads is documented in .env.example and the R
     t.match(readme, `\`${variable}\``, `${variable} in the README`)
   }
 })
+
+t.test('TRUST_PROXY: one trust model for the client address', async (t) => {
+  t.same(loadConfig({ env: development }).trustProxy, { mode: 'none' }, 'off Fly: the socket address')
+  t.same(loadConfig({ env: { ...production, FLY_APP_NAME: 'pond-backend' } }).trustProxy, { mode: 'fly' }, 'on Fly: Fly-Client-IP')
+  t.same(loadConfig({ env: { ...production, FLY_APP_NAME: 'pond-backend', TRUST_PROXY: 'none' } }).trustProxy, { mode: 'none' })
+  t.same(loadConfig({ env: { ...development, TRUST_PROXY: 'header:X-Real-IP' } }).trustProxy, { mode: 'header', header: 'x-real-ip' })
+  t.same(loadConfig({ env: { ...development, TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,::1' } }).trustProxy,
+    { mode: 'proxies', proxies: ['10.0.0.0/8', '127.0.0.1', '::1'] })
+  for (const bad of ['*', 'header:', 'header:X Real', 'everyone', '10.0.0.0/8,example.com']) {
+    t.match(problems({ ...development, TRUST_PROXY: bad }), [/^TRUST_PROXY must be none, fly, header:/], bad)
+  }
+  t.equal(loadConfig({ env: development }).rateLimit, true, 'rate limits are on by default')
+  t.equal(loadConfig({ env: { ...development, RATE_LIMIT: 'off' } }).rateLimit, false)
+  t.match(problems({ ...development, REDIS_URL: 'http://redis:6379' }), [/^REDIS_URL must be a URL like redis:/])
+})

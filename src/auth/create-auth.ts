@@ -1,4 +1,4 @@
-import { betterAuth } from 'better-auth'
+import { betterAuth, type SecondaryStorage } from 'better-auth'
 import { admin, openAPI, twoFactor } from 'better-auth/plugins'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Pool } from 'pg'
@@ -21,19 +21,38 @@ export const FRONTEND_PATHS = {
   authError: '/auth-error'
 } as const
 
+/**
+ * Better Auth's rate limits, per client address and path, counted where every machine sees them (PostgreSQL, or
+ * Redis with REDIS_URL). `window` is in seconds. Two-factor endpoints keep the plugin's own 3 per 10 s.
+ */
+export const RATE_LIMITS = {
+  /** Every other /api/auth endpoint. */
+  default: { window: 60, max: 100 },
+  customRules: {
+    '/sign-in/*': { window: 60, max: 10 },
+    '/sign-up/*': { window: 60, max: 5 },
+    '/request-password-reset': { window: 300, max: 3 },
+    '/reset-password': { window: 300, max: 5 },
+    '/send-verification-email': { window: 300, max: 3 },
+    '/verify-email': { window: 60, max: 10 }
+  }
+} as const
+
 export interface CreateAuthOptions {
   log?: FastifyBaseLogger
   /** Sends the emails; absent where no mail goes out (pnpm migrate, better-auth.config.ts). */
   mailer?: Mailer
+  /** Redis, when REDIS_URL is set (the server passes it; the schema does not depend on it). */
+  secondaryStorage?: SecondaryStorage
 }
 
-type AuthConfig = Pick<Config, 'auth' | 'app'>
+type AuthConfig = Pick<Config, 'auth' | 'app' | 'rateLimit' | 'redisUrl'>
 
 /**
  * The one Better Auth instance, built from the configuration. The server, `pnpm migrate` and
  * better-auth.config.ts (Better Auth's CLI) all call this, so they agree on options, plugins and therefore schema.
  */
-export function createAuth (config: AuthConfig, pool: Pool, { log, mailer }: CreateAuthOptions = {}) {
+export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secondaryStorage }: CreateAuthOptions = {}) {
   const { app } = config
   const toFrontend = (url: string, path: string) => frontendLink(url, path, app.frontendURL)
 
@@ -92,7 +111,19 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer }: Cre
     },
     // Failed social sign-ins and links redirect to the frontend, not to an HTML page of this API.
     onAPIError: { errorURL: new URL(FRONTEND_PATHS.authError, app.frontendURL).href },
-    session: { expiresIn: SESSION_EXPIRES_IN_SECONDS },
+    session: {
+      expiresIn: SESSION_EXPIRES_IN_SECONDS,
+      // With Redis, sessions are cached there but stay in PostgreSQL: listing, revocation and bans keep working,
+      // and losing Redis signs nobody out.
+      storeSessionInDatabase: true
+    },
+    secondaryStorage,
+    rateLimit: {
+      enabled: config.rateLimit,
+      storage: config.redisUrl === undefined ? 'database' : 'secondary-storage',
+      ...RATE_LIMITS.default,
+      customRules: { ...RATE_LIMITS.customRules }
+    },
     plugins: [
       twoFactor({ issuer: app.name }),
       admin(),

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import envSchema from 'env-schema'
-import { describeEnvErrors, envSchemaOptions, splitOrigins, type RawEnv } from './schema.js'
+import { describeEnvErrors, envSchemaOptions, parseTrustProxy, splitOrigins, type RawEnv, type TrustProxy } from './schema.js'
 
 export interface Config {
   isProduction: boolean
@@ -38,6 +38,12 @@ export interface Config {
     frontendURL: string
   }
   mail: { transport: 'console', from: string } | { transport: 'smtp', from: string, smtpUrl: string }
+  /** Where the client's address comes from: TRUST_PROXY, or Fly-Client-IP on Fly, or the socket. */
+  trustProxy: TrustProxy
+  /** Better Auth's rate limits; off only with RATE_LIMIT=off. */
+  rateLimit: boolean
+  /** Shared storage for rate-limit counters and sessions (Better Auth's secondary storage), when set. */
+  redisUrl?: string
 }
 
 export interface OAuthClient { clientId: string, clientSecret: string }
@@ -136,6 +142,11 @@ export function resolveConfig (env: RawEnv): Config {
       }
     },
     app: { name: env.APP_NAME, frontendURL },
+    trustProxy: env.TRUST_PROXY !== undefined
+      ? parseTrustProxy(env.TRUST_PROXY)!
+      : { mode: env.FLY_APP_NAME ? 'fly' : 'none' },
+    rateLimit: env.RATE_LIMIT === 'on',
+    redisUrl: env.REDIS_URL,
     mail: mailTransport(env) === 'smtp'
       ? { transport: 'smtp', smtpUrl: env.SMTP_URL!, from: env.MAIL_FROM! }
       : { transport: 'console', from: env.MAIL_FROM ?? `${env.APP_NAME} <no-reply@localhost>` }

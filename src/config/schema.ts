@@ -32,7 +32,10 @@ export const envSchema = {
     GITHUB_CLIENT_ID: { type: 'string', minLength: 1 },
     GITHUB_CLIENT_SECRET: { type: 'string', minLength: 1 },
     GOOGLE_CLIENT_ID: { type: 'string', minLength: 1 },
-    GOOGLE_CLIENT_SECRET: { type: 'string', minLength: 1 }
+    GOOGLE_CLIENT_SECRET: { type: 'string', minLength: 1 },
+    TRUST_PROXY: { type: 'string', format: 'trust-proxy' },
+    RATE_LIMIT: { type: 'string', enum: ['on', 'off'], default: 'on' },
+    REDIS_URL: { type: 'string', format: 'redis-url' }
   },
   // Development runs with zero setup; production must be told where it lives, how to sign and how to send mail.
   if: { properties: { NODE_ENV: { const: 'production' } }, required: ['NODE_ENV'] },
@@ -60,6 +63,9 @@ export interface RawEnv {
   GITHUB_CLIENT_SECRET?: string
   GOOGLE_CLIENT_ID?: string
   GOOGLE_CLIENT_SECRET?: string
+  TRUST_PROXY?: string
+  RATE_LIMIT: 'on' | 'off'
+  REDIS_URL?: string
 }
 
 /** Why a value is not an acceptable origin, or undefined when it is one. */
@@ -76,6 +82,26 @@ export function originProblem (value: string): string | undefined {
   // An origin has no path, query or fragment: `new URL` adds "/" to a bare origin, so compare with its origin.
   if (value !== url.origin) return `must be scheme://host[:port] with no path (did you mean ${url.origin}?)`
   return undefined
+}
+
+/** Where the client's address comes from (see src/client-ip.ts). */
+export type TrustProxy =
+  | { mode: 'none' }
+  | { mode: 'fly' }
+  | { mode: 'header', header: string }
+  | { mode: 'proxies', proxies: string[] }
+
+const CIDR = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*)(?:\/\d{1,3})?$/i
+
+export function parseTrustProxy (value: string): TrustProxy | undefined {
+  const trimmed = value.trim()
+  if (trimmed === 'none' || trimmed === 'fly') return { mode: trimmed }
+  if (trimmed.startsWith('header:')) {
+    const header = trimmed.slice('header:'.length).trim().toLowerCase()
+    return /^[a-z0-9-]+$/.test(header) ? { mode: 'header', header } : undefined
+  }
+  const proxies = trimmed.split(',').map((entry) => entry.trim()).filter(Boolean)
+  return proxies.length > 0 && proxies.every((entry) => CIDR.test(entry)) ? { mode: 'proxies', proxies } : undefined
 }
 
 export function splitOrigins (value: string): string[] {
@@ -121,6 +147,21 @@ const formats: Record<string, { validate: (value: string) => boolean, message: s
   'mail-from': {
     validate: (value) => /^[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+$|^[^<>]*<[^<>@\s]+@[^<>@\s]+>$/.test(value.trim()),
     message: 'must be an address like no-reply@pond.example or "Pond <no-reply@pond.example>"'
+  },
+  'trust-proxy': {
+    validate: (value) => parseTrustProxy(value) !== undefined,
+    message: 'must be none, fly, header:<Header-Name>, or a comma-separated list of proxy addresses/CIDRs like 10.0.0.0/8,127.0.0.1'
+  },
+  'redis-url': {
+    validate: (value) => {
+      try {
+        const url = new URL(value)
+        return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== ''
+      } catch {
+        return false
+      }
+    },
+    message: 'must be a URL like redis://default:password@host:6379 (rediss:// for TLS)'
   },
   'origin-list': {
     validate: (value) => splitOrigins(value).length > 0 && splitOrigins(value).every((o) => originProblem(o) === undefined),

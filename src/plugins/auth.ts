@@ -1,5 +1,7 @@
+import { redisStorage } from '@better-auth/redis-storage'
 import { fromNodeHeaders } from 'better-auth/node'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import { Redis } from 'ioredis'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { createAuth, type Auth } from '../auth/create-auth.js'
 import { migrate } from '../auth/migrations.js'
@@ -18,7 +20,12 @@ declare module 'fastify' {
 }
 
 export default fp(async function authPlugin (app) {
-  const auth = createAuth(app.config, app.pg, { log: app.log, mailer: app.mailer })
+  const redis = app.config.redisUrl === undefined ? undefined : connectRedis(app.config.redisUrl, app)
+  const auth = createAuth(app.config, app.pg, {
+    log: app.log,
+    mailer: app.mailer,
+    secondaryStorage: redis === undefined ? undefined : redisStorage({ client: redis, keyPrefix: 'pond-backend:' })
+  })
   app.decorate('auth', auth)
 
   if (app.usesEmbeddedDatabase) {
@@ -37,3 +44,11 @@ export default fp(async function authPlugin (app) {
     request.session = session
   })
 }, { name: 'auth', dependencies: ['env', 'db', 'mailer'], fastify: '5.x' })
+
+function connectRedis (url: string, app: FastifyInstance): Redis {
+  // Fail a command fast while Redis is away rather than queueing requests behind it.
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2_000, lazyConnect: false })
+  redis.on('error', (error) => app.log.error({ err: { message: error.message } }, 'redis error'))
+  app.addHook('onClose', async () => { await redis.quit().catch(() => redis.disconnect()) })
+  return redis
+}

@@ -1,6 +1,6 @@
 import { fromNodeHeaders } from 'better-auth/node'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { CLIENT_IP_HEADER, clientIp } from '../client-ip.js'
+import { CLIENT_IP_HEADER } from '../client-ip.js'
 
 // Auth requests are small; anything bigger is refused with 413 before it reaches Better Auth.
 const AUTH_BODY_LIMIT = 64 * 1024
@@ -26,7 +26,7 @@ export default async function authRoutes (app: FastifyInstance) {
       const url = new URL(request.url, app.config.auth.baseURL)
       const body = Buffer.isBuffer(request.body) && request.body.length > 0 ? new Uint8Array(request.body) : undefined
       const headers = fromNodeHeaders(request.headers)
-      headers.set(CLIENT_IP_HEADER, clientIp(request, { onFly: app.config.flyAppName !== undefined }))
+      headers.set(CLIENT_IP_HEADER, request.clientIp)
       const response = await app.auth.handler(new Request(url, { method: request.method, headers, body }))
 
       if (response.status >= 500 && response.body === null) {
@@ -37,6 +37,8 @@ export default async function authRoutes (app: FastifyInstance) {
       for (const [name, value] of response.headers) {
         if (name !== 'set-cookie' && name !== 'content-length') reply.header(name, value)
       }
+      // Better Auth says when to retry in X-Retry-After; HTTP clients and proxies read Retry-After.
+      if (response.status === 429) reply.header('retry-after', response.headers.get('x-retry-after') ?? '60')
       // Headers iteration joins Set-Cookie values with commas; each cookie needs its own header.
       const cookies = response.headers.getSetCookie()
       if (cookies.length > 0) reply.header('set-cookie', cookies)

@@ -43,6 +43,8 @@ export async function buildTestApp (t: Test, options: TestAppOptions = {}): Prom
     TRUSTED_ORIGINS: TRUSTED_ORIGIN,
     PORT: String(port),
     LOG_LEVEL: 'info',
+    // Explicit opt-out: tests sign in far more often than a person would; test/rate-limit.test.ts turns it on.
+    RATE_LIMIT: 'off',
     ...options.env
   }).filter((entry): entry is [string, string] => entry[1] !== undefined))
 

@@ -1,0 +1,141 @@
+// Rate limits and several machines: the budgets are per trusted client address, shared by every server process on
+// the same database (or Redis), and no forwarding header a client writes buys more attempts.
+import { randomInt } from 'node:crypto'
+import { Socket } from 'node:net'
+import t, { type Test } from 'tap'
+import { RATE_LIMITS } from '../src/auth/create-auth.js'
+import { buildTestApp, TRUSTED_ORIGIN } from './helpers/app.js'
+import { browserClient } from './helpers/browser-client.js'
+
+const SIGN_IN_MAX = RATE_LIMITS.customRules['/sign-in/*'].max
+const BEHIND_PROXY = { RATE_LIMIT: 'on', TRUST_PROXY: '127.0.0.1' }
+
+// Addresses unique to this run, so counters left by an earlier run (Redis keeps them for a window) never count.
+const runOctet = randomInt(1, 250)
+let nextHost = 0
+const newClientIp = () => `198.${runOctet}.${Math.floor(++nextHost / 250)}.${nextHost % 250 + 1}`
+
+async function signInAttempt (url: string, headers: Record<string, string> = {}) {
+  const response = await fetch(`${url}/api/auth/sign-in/email`, {
+    method: 'POST',
+    headers: { origin: TRUSTED_ORIGIN, 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ email: 'nobody@example.com', password: 'not the password' })
+  })
+  return { status: response.status, retryAfter: response.headers.get('retry-after'), body: await response.text() }
+}
+
+/** Statuses of `count` attempts, each with the headers `headersFor(i)` gives. */
+async function attempts (url: string, count: number, headersFor: (i: number) => Record<string, string>) {
+  const statuses: number[] = []
+  for (let i = 0; i < count; i++) statuses.push((await signInAttempt(url, headersFor(i))).status)
+  return statuses
+}
+
+const wrongPassword = (count: number) => Array<number>(count).fill(401)
+
+t.test('the sign-in budget: 429 with Retry-After once spent, per client address', async (t) => {
+  const { url } = await buildTestApp(t, { listen: true, env: BEHIND_PROXY })
+  const client = { 'x-forwarded-for': newClientIp() }
+  t.same(await attempts(url, SIGN_IN_MAX, () => client), wrongPassword(SIGN_IN_MAX), `${SIGN_IN_MAX} attempts are answered`)
+  const refused = await signInAttempt(url, client)
+  t.equal(refused.status, 429)
+  t.ok(Number(refused.retryAfter) > 0 && Number(refused.retryAfter) <= 60, `Retry-After: ${refused.retryAfter}`)
+  t.match(JSON.parse(refused.body), { message: /too many requests/i })
+
+  const otherClient = { 'x-forwarded-for': newClientIp() }
+  t.equal((await signInAttempt(url, otherClient)).status, 401, 'another address has its own budget')
+})
+
+t.test('without a trusted proxy, rotating X-Forwarded-For or forging Fly-Client-IP buys nothing', async (t) => {
+  const { url } = await buildTestApp(t, { listen: true, env: { RATE_LIMIT: 'on' } })
+  const forged = (i: number) => ({ 'x-forwarded-for': newClientIp(), 'fly-client-ip': newClientIp(), 'x-real-ip': `203.0.113.${i}` })
+  t.same(await attempts(url, SIGN_IN_MAX, forged), wrongPassword(SIGN_IN_MAX))
+  t.equal((await signInAttempt(url, forged(99))).status, 429, 'the socket address is the budget')
+})
+
+t.test('behind the trusted proxy, the left of a many-hop X-Forwarded-For neither merges nor splits budgets', async (t) => {
+  const { url } = await buildTestApp(t, { listen: true, env: BEHIND_PROXY })
+  const attacker = newClientIp()
+  // The attacker rotates what it writes at the left; the proxy appends the address it really saw.
+  const rotating = (i: number) => ({ 'x-forwarded-for': `10.9.9.${i}, ${newClientIp()}, ${attacker}` })
+  t.same(await attempts(url, SIGN_IN_MAX, rotating), wrongPassword(SIGN_IN_MAX))
+  t.equal((await signInAttempt(url, rotating(99))).status, 429, 'rotating the left part buys no attempt')
+
+  // Everyone's chain starts with the same spoofed entries; each real client still has its own budget.
+  const sameLeft = `1.1.1.1, 2.2.2.2, ${newClientIp()}`
+  t.equal((await signInAttempt(url, { 'x-forwarded-for': sameLeft })).status, 401, 'an innocent client is not in the attacker\'s bucket')
+})
+
+t.test('RATE_LIMIT=off is the only way to turn it off', async (t) => {
+  const { url } = await buildTestApp(t, { listen: true, env: { RATE_LIMIT: 'off' } })
+  t.same(await attempts(url, SIGN_IN_MAX + 2, () => ({})), wrongPassword(SIGN_IN_MAX + 2))
+})
+
+// Two server instances on one database: what Fly's proxy sees with several machines.
+async function twoMachines (t: Test, env: Record<string, string>) {
+  const first = await buildTestApp(t, { listen: true, env })
+  const second = await buildTestApp(t, { listen: true, env: { ...env, DATABASE_URL: first.databaseUrl } })
+  return [first, second] as const
+}
+
+async function severalMachines (t: Test, env: Record<string, string>) {
+  const [first, second] = await twoMachines(t, { ...BEHIND_PROXY, ...env })
+
+  t.test('the sign-in budget is shared', async (t) => {
+    const client = { 'x-forwarded-for': newClientIp() }
+    const half = Math.floor(SIGN_IN_MAX / 2)
+    t.same(await attempts(first.url, half, () => client), wrongPassword(half))
+    t.same(await attempts(second.url, SIGN_IN_MAX - half, () => client), wrongPassword(SIGN_IN_MAX - half))
+    t.equal((await signInAttempt(first.url, client)).status, 429, 'spent across both machines')
+    t.equal((await signInAttempt(second.url, client)).status, 429)
+  })
+
+  t.test('a session from one machine works on the other; sign-out and revocation end it on both at once', async (t) => {
+    // One browser whose requests the proxy sends to either machine: the same cookie jar against two base URLs.
+    const email = `machines-${randomInt(1e9)}@example.com`
+    const onFirst = browserClient(first.url)
+    const signUp = await onFirst.post('/api/auth/sign-up/email', { name: 'M', email, password: 'correct horse battery' },
+      { 'x-forwarded-for': newClientIp() })
+    t.equal(signUp.status, 200, signUp.text)
+    const cookie = (await onFirst.jar.getCookieString(first.url))
+    const me = (url: string) => fetch(`${url}/api/me`, { headers: { cookie } }).then((response) => response.status)
+    t.equal(await me(second.url), 200, 'valid on the other machine')
+
+    // A second session, revoked from the first machine: refused on the second at once (no cookie cache).
+    const other = browserClient(second.url)
+    t.equal((await other.post('/api/auth/sign-in/email', { email, password: 'correct horse battery' })).status, 200)
+    const otherCookie = await other.jar.getCookieString(second.url)
+    t.equal((await onFirst.post('/api/auth/revoke-other-sessions', {})).status, 200)
+    t.equal(await fetch(`${second.url}/api/me`, { headers: { cookie: otherCookie } }).then((r) => r.status), 401,
+      'revoked on one machine, refused on the other')
+
+    t.equal((await onFirst.post('/api/auth/sign-out', {})).status, 200)
+    t.equal(await me(second.url), 401, 'signed out on one machine, refused on the other')
+    t.equal(await me(first.url), 401)
+  })
+}
+
+t.test('several machines on one database (rate limits and sessions in PostgreSQL)', async (t) => {
+  await severalMachines(t, {})
+})
+
+t.test('several machines with Redis (REDIS_URL: rate limits and a session cache in Redis)', async (t) => {
+  const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+  if (!await reachable(redisUrl)) {
+    if (process.env.POND_REQUIRE_REDIS === '1') return t.fail(`no Redis at ${redisUrl}`)
+    return t.plan(0, `no Redis at ${redisUrl}: set TEST_REDIS_URL, or start redis-server`)
+  }
+  await severalMachines(t, { REDIS_URL: redisUrl })
+})
+
+function reachable (redisUrl: string): Promise<boolean> {
+  const { hostname, port } = new URL(redisUrl)
+  return new Promise((resolve) => {
+    const socket = new Socket()
+    socket.setTimeout(1_000)
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('error', () => resolve(false))
+    socket.once('timeout', () => { socket.destroy(); resolve(false) })
+    socket.connect(Number(port || 6379), hostname)
+  })
+}
