@@ -1,5 +1,8 @@
 import fp from 'fastify-plugin'
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { clientErrorHandler } from './client-errors.js'
+import { serverFault } from './db/availability.js'
+import type { Server } from 'node:http'
+import Fastify, { type FastifyError, type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import authPlugin from './plugins/auth.js'
 import clientIpPlugin from './plugins/client-ip.js'
 import corsPlugin from './plugins/cors.js'
@@ -23,11 +26,13 @@ export const app = fp(async function app (fastify: FastifyInstance, opts: EnvPlu
   await fastify.register(authPlugin)
   await fastify.register(openapiPlugin)
 
-  fastify.setErrorHandler(function errorHandler (error: FastifyError, request, reply) {
+  fastify.setErrorHandler(async function errorHandler (error: FastifyError, request, reply) {
     const statusCode = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
     if (statusCode >= 500) {
       request.log.error({ err: error }, 'request failed')
-      return reply.code(statusCode).send({ code: 'INTERNAL_ERROR', message: 'Something went wrong on our side.' })
+      const fault = await serverFault(fastify.pg, error)
+      if (fault.retryAfter !== undefined) reply.header('retry-after', fault.retryAfter)
+      return reply.code(fault.statusCode).send(fault.body)
     }
     return reply.code(statusCode).send({ code: error.code ?? 'BAD_REQUEST', message: error.message })
   })
@@ -47,16 +52,21 @@ export const serverOptions = {
   requestTimeout: 30_000,
   // Longer than Fly's proxy idle timeout (60 s), so the proxy, not us, closes idle keep-alive connections.
   keepAliveTimeout: 75_000,
-  return503OnClosing: true
-} satisfies FastifyServerOptions
+  return503OnClosing: true,
+  // Headers must be complete within 10 s (slow-header clients); Node checks the timeouts every second.
+  http: { headersTimeout: 10_000, connectionsCheckingInterval: 1_000 },
+  clientErrorHandler
+} satisfies FastifyHttpOptions<Server>
 
 export interface BuildAppOptions extends EnvPluginOptions {
   logger?: FastifyServerOptions['logger']
+  /** Replaces some of serverOptions (tests shorten the timeouts). */
+  server?: Partial<typeof serverOptions>
 }
 
 /** Builds the whole service without listening: the server entry point and the tests both start here. */
-export async function buildApp ({ logger = false, ...envOptions }: BuildAppOptions = {}): Promise<FastifyInstance> {
-  const fastify = Fastify({ ...serverOptions, logger })
+export async function buildApp ({ logger = false, server, ...envOptions }: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const fastify = Fastify({ ...serverOptions, ...server, logger })
   try {
     await fastify.register(app, envOptions)
     await fastify.ready()

@@ -52,3 +52,48 @@ t.test('SIGINT closes the same way', async (t) => {
   server.child.kill('SIGINT')
   t.same(await server.exited, { code: 0, signal: null })
 })
+
+t.test('SIGTERM under load: every request in flight gets its normal answer, and the exit beats kill_timeout', async (t) => {
+  const databaseUrl = await createMigratedDatabase(t)
+  const port = await freePort()
+  // Explicit opt-out: this test is about shutdown, and 20 sign-ups from one address would hit the sign-up limit.
+  const server = await spawnServer(t, { env: { ...productionEnv(databaseUrl, port), RATE_LIMIT: 'off' }, port })
+
+  // 20 sign-ups on their own connections, each with half its body sent: in flight when the signal comes.
+  const requests = Array.from({ length: 20 }, (_, i) => {
+    const body = JSON.stringify({ email: `load-${i}@example.com`, password: 'a long enough password', name: 'Load' })
+    let req!: ReturnType<typeof request>
+    const answer = new Promise<{ status: number, email?: string }>((resolve, reject) => {
+      req = request(`${server.url}/api/auth/sign-up/email`, {
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), origin: TRUSTED_ORIGIN }
+      }, (res) => {
+        let text = ''
+        res.on('data', (chunk: Buffer) => { text += chunk.toString() })
+        res.on('end', () => resolve({ status: res.statusCode!, email: JSON.parse(text).user?.email }))
+      })
+      req.on('error', reject)
+      req.write(body.slice(0, 20))
+    })
+    return { answer, finish: () => req.end(body.slice(20)) }
+  })
+  // The server has received all 20 (it logs each request once its headers are in).
+  const received = () => server.output().split('\n').filter((line) => line.includes('"url":"/api/auth/sign-up/email"')).length
+  for (const deadline = Date.now() + 10_000; received() < 20 && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(received(), 20, 'all 20 requests reached the server')
+
+  const signalledAt = Date.now()
+  server.child.kill('SIGTERM')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  for (const { finish } of requests) finish()
+
+  const results = await Promise.all(requests.map(({ answer }) => answer))
+  t.same(results.map((result) => result.status), Array(20).fill(200), 'all 20 answered 200')
+  t.same(results.map((result) => result.email).sort(), Array.from({ length: 20 }, (_, i) => `load-${i}@example.com`).sort())
+  const { code } = await server.exited
+  const shutdownMs = Date.now() - signalledAt
+  t.equal(code, 0)
+  t.comment(`shutdown with 20 sign-ups in flight took ${shutdownMs} ms`)
+  t.ok(shutdownMs < 15_000, 'exited before fly.toml\'s kill_timeout (15 s)')
+})

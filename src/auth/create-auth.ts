@@ -1,4 +1,6 @@
+import { createHmac, timingSafeEqual } from 'node:crypto'
 import { betterAuth, type SecondaryStorage } from 'better-auth'
+import { createAuthMiddleware } from 'better-auth/api'
 import { admin, openAPI, twoFactor } from 'better-auth/plugins'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Pool } from 'pg'
@@ -65,6 +67,10 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
       : { level: 'info', log: (level, message) => log[level]({ component: 'better-auth' }, withoutAddresses(message)) },
     database: pool,
     secret: config.auth.secret,
+    // Versioned secrets (BETTER_AUTH_SECRETS): the first signs and encrypts; Better Auth decrypts with any listed
+    // version, and with `secret` what was encrypted before. Its cookie signatures check the first one only: see
+    // acceptPreviousSecrets.
+    secrets: config.auth.secrets,
     baseURL: config.auth.baseURL,
     trustedOrigins: config.auth.trustedOrigins,
     emailAndPassword: {
@@ -109,8 +115,13 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
       // Provider access and refresh tokens are stored encrypted with BETTER_AUTH_SECRET.
       encryptOAuthTokens: true
     },
-    // Failed social sign-ins and links redirect to the frontend, not to an HTML page of this API.
-    onAPIError: { errorURL: new URL(FRONTEND_PATHS.authError, app.frontendURL).href },
+    onAPIError: {
+      // Failed social sign-ins and links redirect to the frontend, not to an HTML page of this API.
+      errorURL: new URL(FRONTEND_PATHS.authError, app.frontendURL).href,
+      // Unexpected errors (a lost database connection) reach our error handler, which logs them and answers 503 or
+      // 500 with our JSON body, instead of Better Auth printing them to the console and answering an empty 500.
+      throw: true
+    },
     session: {
       expiresIn: SESSION_EXPIRES_IN_SECONDS,
       // With Redis, sessions are cached there but stay in PostgreSQL: listing, revocation and bans keep working,
@@ -130,6 +141,7 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
       // /api/auth/open-api/generate-schema and /api/auth/reference
       openAPI()
     ],
+    hooks: { before: acceptPreviousSecrets(config.auth.secrets) },
     telemetry: { enabled: false },
     advanced: {
       // Better Auth turns origin checks off when NODE_ENV=test; keep them on everywhere.
@@ -144,6 +156,46 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
 }
 
 export type Auth = ReturnType<typeof createAuth>
+
+/**
+ * Better Auth verifies signed cookies (the session above all) with the current secret only, so introducing a new one
+ * would sign everyone out. While BETTER_AUTH_SECRETS also lists older secrets, a cookie signed with one of them is
+ * re-signed with the current secret before Better Auth reads it; Better Auth then sets a cookie signed with the
+ * current secret whenever it refreshes the session. Dropping a secret from the list stops this for it.
+ */
+function acceptPreviousSecrets (secrets: Config['auth']['secrets']) {
+  const [current, ...previous] = (secrets ?? []).map((secret) => secret.value)
+  return createAuthMiddleware(async (ctx) => {
+    const cookie = ctx.headers?.get('cookie')
+    if (current === undefined || previous.length === 0 || !cookie) return
+    const resigned = resignCookies(cookie, current, previous)
+    if (resigned !== cookie) return { context: { headers: new Headers({ cookie: resigned }) } }
+  })
+}
+
+/**
+ * The Cookie header with every value signed by a previous secret re-signed with the current one. Signed values are
+ * "<value>.<base64 HMAC-SHA256 of value>", URL-encoded, as better-call writes them.
+ */
+function resignCookies (header: string, current: string, previous: string[]): string {
+  const sign = (value: string, secret: string) => createHmac('sha256', secret).update(value).digest('base64')
+  const matches = (signature: string, expected: string) =>
+    signature.length === expected.length && timingSafeEqual(Buffer.from(signature), Buffer.from(expected))
+  return header.split(';').map((pair) => {
+    const eq = pair.indexOf('=')
+    let value: string
+    try {
+      value = decodeURIComponent(pair.slice(eq + 1).trim())
+    } catch {
+      return pair
+    }
+    const dot = value.lastIndexOf('.')
+    const [payload, signature] = [value.slice(0, dot), value.slice(dot + 1)]
+    if (eq === -1 || dot < 1 || signature.length !== 44 || matches(signature, sign(payload, current))) return pair
+    if (!previous.some((secret) => matches(signature, sign(payload, secret)))) return pair
+    return `${pair.slice(0, eq)}=${encodeURIComponent(`${payload}.${sign(payload, current)}`)}`
+  }).join(';')
+}
 
 function socialProviders ({ github, google }: Config['auth']['socialProviders'], requireEmailVerification: boolean) {
   // With verification required, a provider that has not verified the address gives no session either.

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import envSchema from 'env-schema'
-import { describeEnvErrors, envSchemaOptions, parseTrustProxy, splitOrigins, type RawEnv, type TrustProxy } from './schema.js'
+import { describeEnvErrors, envSchemaOptions, parseTrustProxy, parseSecrets, splitOrigins, type RawEnv, type TrustProxy, type VersionedSecret } from './schema.js'
 
 export interface Config {
   isProduction: boolean
@@ -20,6 +20,11 @@ export interface Config {
     secret: string
     /** Where the secret came from, so start-up can say so. */
     secretSource: 'env' | 'file' | 'generated'
+    /**
+     * BETTER_AUTH_SECRETS, current first: it signs cookies and encrypts; the others are accepted while a rotation
+     * is under way. `secret` then only decrypts what was encrypted before versioned secrets were used.
+     */
+    secrets?: VersionedSecret[]
     baseURL: string
     /** One list for both CORS and Better Auth's `trustedOrigins`. */
     trustedOrigins: string[]
@@ -133,6 +138,7 @@ export function resolveConfig (env: RawEnv): Config {
     auth: {
       secret,
       secretSource: source,
+      secrets: env.BETTER_AUTH_SECRETS === undefined ? undefined : parseSecrets(env.BETTER_AUTH_SECRETS),
       baseURL: (env.BETTER_AUTH_URL ?? `http://localhost:${env.PORT}`).replace(/\/$/, ''),
       trustedOrigins,
       requireEmailVerification: env.REQUIRE_EMAIL_VERIFICATION ?? isProduction,

@@ -19,6 +19,7 @@ export const envSchema = {
     },
     DATABASE_URL: { type: 'string', format: 'postgres-url' },
     BETTER_AUTH_SECRET: { type: 'string', format: 'auth-secret' },
+    BETTER_AUTH_SECRETS: { type: 'string', format: 'auth-secrets' },
     BETTER_AUTH_URL: { type: 'string', format: 'base-url' },
     TRUSTED_ORIGINS: { type: 'string', format: 'origin-list', default: 'http://localhost:5173' },
     DATA_DIR: { type: 'string', minLength: 1 },
@@ -49,6 +50,7 @@ export interface RawEnv {
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   DATABASE_URL?: string
   BETTER_AUTH_SECRET?: string
+  BETTER_AUTH_SECRETS?: string
   BETTER_AUTH_URL?: string
   TRUSTED_ORIGINS: string
   DATA_DIR?: string
@@ -104,6 +106,26 @@ export function parseTrustProxy (value: string): TrustProxy | undefined {
   return proxies.length > 0 && proxies.every((entry) => CIDR.test(entry)) ? { mode: 'proxies', proxies } : undefined
 }
 
+/** A secret of BETTER_AUTH_SECRETS: the first one signs and encrypts, the others are still accepted. */
+export interface VersionedSecret { version: number, value: string }
+
+/**
+ * BETTER_AUTH_SECRETS in Better Auth's format, "<version>:<secret>,..." (current first), or undefined when an entry
+ * is malformed, a version repeats, or a secret is shorter than MIN_SECRET_LENGTH or Better Auth's public default.
+ */
+export function parseSecrets (value: string): VersionedSecret[] | undefined {
+  const secrets: VersionedSecret[] = []
+  for (const entry of value.split(',')) {
+    const colon = entry.indexOf(':')
+    const version = entry.slice(0, colon).trim()
+    const secret = entry.slice(colon + 1).trim()
+    if (colon === -1 || !/^\d+$/.test(version) || !formats['auth-secret']!.validate(secret)) return undefined
+    secrets.push({ version: Number(version), value: secret })
+  }
+  const versions = new Set(secrets.map((secret) => secret.version))
+  return versions.size === secrets.length ? secrets : undefined
+}
+
 export function splitOrigins (value: string): string[] {
   return value.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
 }
@@ -125,6 +147,11 @@ const formats: Record<string, { validate: (value: string) => boolean, message: s
     validate: (value) => value.length >= MIN_SECRET_LENGTH && value !== BETTER_AUTH_PUBLIC_SECRET,
     message: `must be at least ${MIN_SECRET_LENGTH} characters and not Better Auth's public default ` +
       '(generate one with: openssl rand -base64 32)'
+  },
+  'auth-secrets': {
+    validate: (value) => parseSecrets(value) !== undefined,
+    message: 'must be "<version>:<secret>,..." with the current secret first, each version a different whole number ' +
+      `and each secret at least ${MIN_SECRET_LENGTH} characters, like 2:<new secret>,1:<old secret>`
   },
   'base-url': {
     validate: (value) => {

@@ -44,8 +44,8 @@ async function locate (baseDir: string, log?: Log): Promise<Installation> {
   return { bin, runAs, home, dataDir: join(home, 'postgres') }
 }
 
-/** Starts (initialising on first use) the PostgreSQL kept in `<baseDir>/postgres`. */
-export async function startEmbeddedPostgres ({ baseDir, log }: { baseDir: string, log: Log }): Promise<EmbeddedPostgres> {
+/** Starts (initialising on first use) the PostgreSQL kept in `<baseDir>/postgres`, on `port` or a free one. */
+export async function startEmbeddedPostgres ({ baseDir, log, port: wantedPort }: { baseDir: string, log: Log, port?: number }): Promise<EmbeddedPostgres> {
   mkdirSync(baseDir, { recursive: true })
   const { bin, runAs, home, dataDir } = await locate(baseDir, log)
   const passwordFile = join(home, 'postgres-password')
@@ -54,7 +54,7 @@ export async function startEmbeddedPostgres ({ baseDir, log }: { baseDir: string
   if (!existsSync(join(dataDir, 'PG_VERSION'))) initialise(bin, dataDir, passwordFile, runAs, log)
   const password = readFileSync(passwordFile, 'utf8').trim()
 
-  const port = await freePort()
+  const port = wantedPort ?? await freePort()
   const logFile = join(dataDir, 'server.log')
   try {
     await run(bin.pg_ctl, [

@@ -42,8 +42,13 @@ export function createPool (url: string, { log, max = 10 }: PoolOptions): pg.Poo
     idleTimeoutMillis: 30_000,
     application_name: 'pond-backend'
   })
-  pool.on('error', (error) => {
+  const logLost = (error: Error) => {
     log.error({ err: { message: error.message, code: (error as { code?: string }).code } }, 'database connection lost')
-  })
+  }
+  // The pool listens for errors on idle clients only. A client checked out between two queries (a transaction)
+  // that loses its connection would emit an unhandled 'error' and crash the process: listen on every client.
+  // Its holder's next query then fails, and releasing it with that error discards it.
+  pool.on('connect', (client) => client.on('error', logLost))
+  pool.on('error', logLost)
   return pool
 }

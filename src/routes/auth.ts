@@ -1,6 +1,7 @@
 import { fromNodeHeaders } from 'better-auth/node'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { CLIENT_IP_HEADER } from '../client-ip.js'
+import { serverFault } from '../db/availability.js'
 
 // Auth requests are small; anything bigger is refused with 413 before it reaches Better Auth.
 const AUTH_BODY_LIMIT = 64 * 1024
@@ -29,9 +30,12 @@ export default async function authRoutes (app: FastifyInstance) {
       headers.set(CLIENT_IP_HEADER, request.clientIp)
       const response = await app.auth.handler(new Request(url, { method: request.method, headers, body }))
 
-      if (response.status >= 500 && response.body === null) {
-        // Better Auth has already logged the cause; give the client our usual error body, not an empty one.
-        return reply.code(response.status).send({ code: 'INTERNAL_ERROR', message: 'Something went wrong on our side.' })
+      if (response.status >= 500) {
+        // Better Auth has already logged the cause; the client gets our error body with a stable code, and a 503
+        // with Retry-After when the database is away.
+        const fault = await serverFault(app.pg)
+        if (fault.retryAfter !== undefined) reply.header('retry-after', fault.retryAfter)
+        return reply.code(fault.statusCode).send(fault.body)
       }
       reply.code(response.status)
       for (const [name, value] of response.headers) {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { pendingMigrations } from '../auth/migrations.js'
+import { databaseAnswers } from '../db/availability.js'
 import { livenessSchema, readinessSchema } from './schemas.js'
 
 const DATABASE_CHECK_TIMEOUT_MS = 2_000
@@ -13,10 +14,8 @@ export default async function healthRoutes (app: FastifyInstance) {
 
   // Readiness: the database answers and Better Auth's schema is migrated.
   app.get('/health/ready', { schema: readinessSchema }, async (request, reply) => {
-    try {
-      await withTimeout(app.pg.query('SELECT 1'), DATABASE_CHECK_TIMEOUT_MS)
-    } catch (error) {
-      request.log.warn({ err: { message: (error as Error).message } }, 'readiness: database unreachable')
+    if (!await databaseAnswers(app.pg, DATABASE_CHECK_TIMEOUT_MS)) {
+      request.log.warn('readiness: database unreachable')
       return reply.code(503).send({ status: 'unavailable', reason: 'database unreachable' })
     }
     if (!schemaComplete) {
@@ -28,12 +27,4 @@ export default async function healthRoutes (app: FastifyInstance) {
     }
     return { status: 'ready' }
   })
-}
-
-function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import { createServer } from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../../src/app.js'
+import { buildApp, type BuildAppOptions } from '../../src/app.js'
 import { loggerOptions } from '../../src/logger.js'
 import { migrate } from '../../src/auth/migrations.js'
 import { createTestDatabase } from './database.js'
@@ -19,6 +19,8 @@ export interface TestAppOptions {
   migrate?: boolean
   /** Listen on a free loopback port (for tests where the network matters). */
   listen?: boolean
+  /** Replaces some server options (timeouts). */
+  server?: BuildAppOptions['server']
 }
 
 export interface TestApp {
@@ -51,7 +53,7 @@ export async function buildTestApp (t: Test, options: TestAppOptions = {}): Prom
   const { stream, logs, rawLogs } = logCapture()
   // The production logger options (redaction included), writing to memory.
   const logger = { ...loggerOptions({ isProduction: false, logLevel: 'info' }), stream }
-  const app = await buildApp({ env, logger })
+  const app = await buildApp({ env, logger, server: options.server })
   t.teardown(() => app.close())
   if (options.migrate ?? true) await migrate(app.auth, app.pg)
   if (options.listen) await app.listen({ port, host: '127.0.0.1' })
