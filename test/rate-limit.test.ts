@@ -4,6 +4,7 @@ import { randomInt } from 'node:crypto'
 import { Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { RATE_LIMITS } from '../src/auth/create-auth.js'
+import { migrate } from '../src/auth/migrations.js'
 import { buildTestApp, TRUSTED_ORIGIN } from './helpers/app.js'
 import { browserClient } from './helpers/browser-client.js'
 
@@ -112,6 +113,27 @@ async function severalMachines (t: Test, env: Record<string, string>) {
     t.equal((await onFirst.post('/api/auth/sign-out', {})).status, 200)
     t.equal(await me(second.url), 401, 'signed out on one machine, refused on the other')
     t.equal(await me(first.url), 401)
+  })
+
+  t.test('a migration run while both serve (each deploy\'s release_command) does no harm', async (t) => {
+    const email = `deploy-${randomInt(1e9)}@example.com`
+    const client = browserClient(first.url)
+    t.equal((await client.post('/api/auth/sign-up/email', { name: 'D', email, password: 'correct horse battery' },
+      { 'x-forwarded-for': newClientIp() })).status, 200)
+    const cookie = await client.jar.getCookieString(first.url)
+    const statuses: number[] = []
+    let serving = true
+    const traffic = (async () => {
+      for (let i = 0; serving; i++) {
+        statuses.push(await fetch(`${[first, second][i % 2]!.url}/api/me`, { headers: { cookie } }).then((r) => r.status))
+      }
+    })()
+    // Both machines run it at once, as two overlapping deploys would.
+    const runs = await Promise.all([migrate(first.app.auth, first.app.pg), migrate(second.app.auth, second.app.pg)])
+    serving = false
+    await traffic
+    t.same(runs, [{ applied: [] }, { applied: [] }], 'nothing to apply, nothing broken')
+    t.ok(statuses.length > 0 && statuses.every((status) => status === 200), `${statuses.length} requests during the migration, all 200`)
   })
 }
 
