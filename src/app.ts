@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { clientErrorHandler } from './client-errors.js'
 import { serverFault } from './db/availability.js'
-import type { Server } from 'node:http'
+import type { Server, ServerOptions } from 'node:http'
 import Fastify, { type FastifyError, type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import authPlugin from './plugins/auth.js'
 import clientIpPlugin from './plugins/client-ip.js'
@@ -27,6 +27,11 @@ export const app = fp(async function app (fastify: FastifyInstance, opts: EnvPlu
   await fastify.register(openapiPlugin)
 
   fastify.setErrorHandler(async function errorHandler (error: FastifyError, request, reply) {
+    if (isInvalidValue(error)) {
+      // A value Better Auth did not validate and PostgreSQL refused (wrong type, out of range, null, duplicate).
+      request.log.info({ err: { code: error.code, message: error.message } }, 'request refused: invalid value')
+      return reply.code(400).send({ code: 'INVALID_VALUE', message: 'A value in the request is not acceptable.' })
+    }
     const statusCode = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
     if (statusCode >= 500) {
       request.log.error({ err: error }, 'request failed')
@@ -45,6 +50,16 @@ export const app = fp(async function app (fastify: FastifyInstance, opts: EnvPlu
   await fastify.register(meRoutes)
 }, { name: 'pond-backend', fastify: '5.x' })
 
+/** PostgreSQL's data exceptions (class 22) and integrity violations (class 23), and malformed URI text. */
+function isInvalidValue (error: Error & { code?: unknown }): boolean {
+  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    const code = (current as { code?: unknown }).code
+    if (typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code)) return true
+    if (current instanceof URIError) return true
+  }
+  return false
+}
+
 // Server limits in one place: slow or huge requests are cut off instead of held.
 export const serverOptions = {
   bodyLimit: 1024 * 1024,
@@ -54,19 +69,25 @@ export const serverOptions = {
   keepAliveTimeout: 75_000,
   return503OnClosing: true,
   // Headers must be complete within 10 s (slow-header clients); Node checks the timeouts every second.
-  http: { headersTimeout: 10_000, connectionsCheckingInterval: 1_000 },
+  // No Host header needed: every URL we build comes from BETTER_AUTH_URL.
+  http: { headersTimeout: 10_000, connectionsCheckingInterval: 1_000, requireHostHeader: false },
   clientErrorHandler
 } satisfies FastifyHttpOptions<Server>
 
 export interface BuildAppOptions extends EnvPluginOptions {
   logger?: FastifyServerOptions['logger']
-  /** Replaces some of serverOptions (tests shorten the timeouts). */
-  server?: Partial<typeof serverOptions>
+  /** Replaces some of serverOptions (tests shorten the timeouts); `http` is merged. */
+  server?: Omit<Partial<typeof serverOptions>, 'http'> & { http?: ServerOptions }
 }
 
 /** Builds the whole service without listening: the server entry point and the tests both start here. */
 export async function buildApp ({ logger = false, server, ...envOptions }: BuildAppOptions = {}): Promise<FastifyInstance> {
-  const fastify = Fastify({ ...serverOptions, ...server, logger })
+  const fastify = Fastify({ ...serverOptions, ...server, http: { ...serverOptions.http, ...server?.http }, logger })
+  // Node answers an unknown Expect header itself, with an empty 417; answer it in our JSON shape instead.
+  fastify.server.on('checkExpectation', (_request, response) => {
+    response.writeHead(417, { 'content-type': 'application/json; charset=utf-8', connection: 'close' })
+      .end(JSON.stringify({ code: 'EXPECTATION_FAILED', message: 'Only "Expect: 100-continue" is supported.' }))
+  })
   try {
     await fastify.register(app, envOptions)
     await fastify.ready()

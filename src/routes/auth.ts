@@ -1,5 +1,7 @@
+import { STATUS_CODES } from 'node:http'
 import { fromNodeHeaders } from 'better-auth/node'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { carriesBadText } from '../auth/request-text.js'
 import { CLIENT_IP_HEADER } from '../client-ip.js'
 import { serverFault } from '../db/availability.js'
 
@@ -25,7 +27,11 @@ export default async function authRoutes (app: FastifyInstance) {
     async handler (request: FastifyRequest, reply: FastifyReply) {
       // The URL comes from the configured base URL, never from the client's Host header.
       const url = new URL(request.url, app.config.auth.baseURL)
-      const body = Buffer.isBuffer(request.body) && request.body.length > 0 ? new Uint8Array(request.body) : undefined
+      const raw = Buffer.isBuffer(request.body) && request.body.length > 0 ? request.body : undefined
+      if (carriesBadText(url, request.headers['content-type'], raw)) {
+        return reply.code(400).send({ code: 'INVALID_CHARACTER', message: 'Text in the request contains a NUL character or invalid Unicode.' })
+      }
+      const body = raw === undefined ? undefined : new Uint8Array(raw)
       const headers = fromNodeHeaders(request.headers)
       headers.set(CLIENT_IP_HEADER, request.clientIp)
       const response = await app.auth.handler(new Request(url, { method: request.method, headers, body }))
@@ -46,7 +52,33 @@ export default async function authRoutes (app: FastifyInstance) {
       // Headers iteration joins Set-Cookie values with commas; each cookie needs its own header.
       const cookies = response.headers.getSetCookie()
       if (cookies.length > 0) reply.header('set-cookie', cookies)
-      return reply.send(response.body === null ? null : Buffer.from(await response.arrayBuffer()))
+      const payload = response.body === null ? null : Buffer.from(await response.arrayBuffer())
+      if (response.status >= 400) {
+        const error = errorBody(response.status, payload)
+        return Buffer.isBuffer(error) ? reply.send(error) : reply.type('application/json; charset=utf-8').send(error)
+      }
+      return reply.send(payload)
     }
   })
+}
+
+/**
+ * Every error answer is JSON with a stable `code`. Better Auth's usually are; some have only a message, or no body
+ * at all (an unknown path's 404, a missing session's 401): those get a code named after the status.
+ */
+function errorBody (status: number, payload: Buffer | null): Buffer | { code: string, message: string } {
+  let parsed: unknown
+  try {
+    parsed = payload === null || payload.length === 0 ? null : JSON.parse(payload.toString('utf8'))
+  } catch {
+    parsed = null
+  }
+  const body = typeof parsed === 'object' && parsed !== null ? parsed as { code?: unknown, message?: unknown } : {}
+  if (typeof body.code === 'string' && body.code !== '') return payload!
+  const statusText = STATUS_CODES[status] ?? 'Error'
+  return {
+    ...body,
+    code: statusText.toUpperCase().replace(/[^A-Z0-9]+/g, '_').replace(/^_|_$/g, ''),
+    message: typeof body.message === 'string' && body.message !== '' ? body.message : statusText
+  }
 }
