@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin'
 import { clientErrorHandler } from './client-errors.js'
 import { serverFault } from './db/availability.js'
-import type { Server, ServerOptions } from 'node:http'
+import { STATUS_CODES, type Server, type ServerOptions } from 'node:http'
+import type { Duplex } from 'node:stream'
 import Fastify, { type FastifyError, type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import authPlugin from './plugins/auth.js'
 import clientIpPlugin from './plugins/client-ip.js'
@@ -50,6 +51,12 @@ export const app = fp(async function app (fastify: FastifyInstance, opts: EnvPlu
   await fastify.register(meRoutes)
 }, { name: 'pond-backend', fastify: '5.x' })
 
+function refuseConnection (socket: Duplex, status: number, code: string, message: string) {
+  const body = JSON.stringify({ code, message })
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+}
+
 /** PostgreSQL's data exceptions (class 22) and integrity violations (class 23), and malformed URI text. */
 function isInvalidValue (error: Error & { code?: unknown }): boolean {
   for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
@@ -83,6 +90,9 @@ export interface BuildAppOptions extends EnvPluginOptions {
 /** Builds the whole service without listening: the server entry point and the tests both start here. */
 export async function buildApp ({ logger = false, server, ...envOptions }: BuildAppOptions = {}): Promise<FastifyInstance> {
   const fastify = Fastify({ ...serverOptions, ...server, http: { ...serverOptions.http, ...server?.http }, logger })
+  // This API has no CONNECT and no websockets; without these listeners Node closes such connections with no answer.
+  fastify.server.on('connect', (_request, socket: Duplex) => refuseConnection(socket, 405, 'METHOD_NOT_ALLOWED', 'CONNECT is not supported.'))
+  fastify.server.on('upgrade', (_request, socket: Duplex) => refuseConnection(socket, 400, 'UPGRADE_NOT_SUPPORTED', 'Protocol upgrades are not supported.'))
   // Node answers an unknown Expect header itself, with an empty 417; answer it in our JSON shape instead.
   fastify.server.on('checkExpectation', (_request, response) => {
     response.writeHead(417, { 'content-type': 'application/json; charset=utf-8', connection: 'close' })
