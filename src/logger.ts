@@ -44,3 +44,12 @@ export function loggerOptions (
       : {})
   }
 }
+
+const LOGGED_TEXT_LIMIT = 2_000
+
+/** Replaces email addresses in a text meant for the log (cut to 2000 characters first). */
+export function withoutAddresses (text: string): string {
+  const cut = text.length > LOGGED_TEXT_LIMIT ? `${text.slice(0, LOGGED_TEXT_LIMIT)}… [cut]` : text
+  // Bounded like an address's parts (64 before the @, 255 after), so a long run without spaces stays linear.
+  return cut.replace(/[^\s<>"'@,;:()[\]]{1,64}@[^\s<>"'@,;:()[\]]{1,255}/g, '[address]')
+}

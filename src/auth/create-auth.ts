@@ -6,7 +6,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Pool } from 'pg'
 import { CLIENT_IP_HEADER } from '../client-ip.js'
 import type { Config } from '../config/index.js'
-import { withoutAddresses, type Mailer } from '../mail/mailer.js'
+import { withoutAddresses } from '../logger.js'
+import type { Mailer } from '../mail/mailer.js'
 import { confirmEmailChangeMessage, deleteAccountMessage, resetPasswordMessage, verifyEmailMessage } from '../mail/messages.js'
 
 /** How long a session (and its cookie) lives; Better Auth extends it as it is used (sliding expiry). */

@@ -130,17 +130,20 @@ export function splitOrigins (value: string): string[] {
   return value.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
 }
 
+/** A URL with one of `protocols` (like 'redis:') and a host. */
+function isUrlWithHost (value: string, protocols: string[]): boolean {
+  try {
+    const url = new URL(value)
+    return protocols.includes(url.protocol) && url.hostname !== ''
+  } catch {
+    return false
+  }
+}
+
 // Custom formats. Messages never include the value: it may hold a password or a secret.
 const formats: Record<string, { validate: (value: string) => boolean, message: string }> = {
   'postgres-url': {
-    validate: (value) => {
-      try {
-        const url = new URL(value)
-        return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== ''
-      } catch {
-        return false
-      }
-    },
+    validate: (value) => isUrlWithHost(value, ['postgres:', 'postgresql:']),
     message: 'must be a URL like postgres://user:password@host:5432/database'
   },
   'auth-secret': {
@@ -161,14 +164,7 @@ const formats: Record<string, { validate: (value: string) => boolean, message: s
     message: 'must be the public base URL of this service, like https://pond-backend.fly.dev (no path)'
   },
   'smtp-url': {
-    validate: (value) => {
-      try {
-        const url = new URL(value)
-        return (url.protocol === 'smtp:' || url.protocol === 'smtps:') && url.hostname !== ''
-      } catch {
-        return false
-      }
-    },
+    validate: (value) => isUrlWithHost(value, ['smtp:', 'smtps:']),
     message: 'must be a URL like smtps://user:password@smtp.example.com:465 (smtp:// for STARTTLS or plain)'
   },
   'mail-from': {
@@ -180,14 +176,7 @@ const formats: Record<string, { validate: (value: string) => boolean, message: s
     message: 'must be none, fly, header:<Header-Name>, or a comma-separated list of proxy addresses/CIDRs like 10.0.0.0/8,127.0.0.1'
   },
   'redis-url': {
-    validate: (value) => {
-      try {
-        const url = new URL(value)
-        return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== ''
-      } catch {
-        return false
-      }
-    },
+    validate: (value) => isUrlWithHost(value, ['redis:', 'rediss:']),
     message: 'must be a URL like redis://default:password@host:6379 (rediss:// for TLS)'
   },
   'origin-list': {

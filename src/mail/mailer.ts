@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import nodemailer from 'nodemailer'
 import type { Config } from '../config/index.js'
+import { withoutAddresses } from '../logger.js'
 
 export interface MailMessage {
   to: string
@@ -60,13 +61,4 @@ export function createMailer (config: Pick<Config, 'mail'>, log: FastifyBaseLogg
       transport?.close()
     }
   }
-}
-
-const LOGGED_TEXT_LIMIT = 2_000
-
-/** Replaces email addresses in a text meant for the log (cut to 2000 characters first). */
-export function withoutAddresses (text: string): string {
-  const cut = text.length > LOGGED_TEXT_LIMIT ? `${text.slice(0, LOGGED_TEXT_LIMIT)}… [cut]` : text
-  // Bounded like an address's parts (64 before the @, 255 after), so a long run without spaces stays linear.
-  return cut.replace(/[^\s<>"'@,;:()[\]]{1,64}@[^\s<>"'@,;:()[\]]{1,255}/g, '[address]')
 }
