@@ -24,7 +24,7 @@ FROM dependencies AS build
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY scripts ./scripts
-# Emits dist/src/server.js and dist/scripts/migrate.js (fly.toml's release_command).
+# Emits dist/server.mjs (the server, bundled into one file) and dist/scripts/migrate.js (fly.toml's release_command).
 RUN pnpm build
 # What is left is what production runs with: the server and the migration need no dev dependency.
 RUN pnpm prune --prod
@@ -45,4 +45,4 @@ USER node
 EXPOSE 8080
 # Exec form, node itself as the process: SIGTERM from Fly reaches the server's graceful shutdown (no shell, no pnpm
 # in between). Fly runs its own init as PID 1, so no tini.
-CMD ["node", "dist/src/server.js"]
+CMD ["node", "dist/server.mjs"]

@@ -4,20 +4,26 @@ import { serverFault } from './db/availability.js'
 import { STATUS_CODES, type Server, type ServerOptions } from 'node:http'
 import type { Duplex } from 'node:stream'
 import Fastify, { type FastifyError, type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import auditRetentionPlugin from './plugins/audit-retention.js'
 import authPlugin from './plugins/auth.js'
 import clientIpPlugin from './plugins/client-ip.js'
 import corsPlugin from './plugins/cors.js'
 import dbPlugin from './plugins/db.js'
 import envPlugin, { type EnvPluginOptions } from './plugins/env.js'
 import mailerPlugin from './plugins/mailer.js'
+import metricsPlugin from './plugins/metrics.js'
 import openapiPlugin from './plugins/openapi.js'
+import requestIdPlugin, { requestIdOptions } from './plugins/request-id.js'
+import routeRateLimitPlugin from './plugins/route-rate-limit.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
+import auditRoutes from './routes/audit.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
 import meRoutes from './routes/me.js'
 
 /** The application, as a plugin: configuration, then infrastructure, then routes. */
 export const app = fp(async function app (fastify: FastifyInstance, opts: EnvPluginOptions) {
+  await fastify.register(requestIdPlugin)
   await fastify.register(envPlugin, opts)
   await fastify.register(securityHeadersPlugin)
   await fastify.register(clientIpPlugin)
@@ -25,6 +31,9 @@ export const app = fp(async function app (fastify: FastifyInstance, opts: EnvPlu
   await fastify.register(corsPlugin)
   await fastify.register(mailerPlugin)
   await fastify.register(authPlugin)
+  await fastify.register(routeRateLimitPlugin)
+  await fastify.register(auditRetentionPlugin)
+  await fastify.register(metricsPlugin)
   await fastify.register(openapiPlugin)
 
   fastify.setErrorHandler(async function errorHandler (error: FastifyError, request, reply) {
@@ -49,6 +58,7 @@ export const app = fp(async function app (fastify: FastifyInstance, opts: EnvPlu
   await fastify.register(healthRoutes)
   await fastify.register(authRoutes)
   await fastify.register(meRoutes)
+  await fastify.register(auditRoutes)
 }, { name: 'pond-backend', fastify: '5.x' })
 
 function refuseConnection (socket: Duplex, status: number, code: string, message: string) {
@@ -89,7 +99,7 @@ export interface BuildAppOptions extends EnvPluginOptions {
 
 /** Builds the whole service without listening: the server entry point and the tests both start here. */
 export async function buildApp ({ logger = false, server, ...envOptions }: BuildAppOptions = {}): Promise<FastifyInstance> {
-  const fastify = Fastify({ ...serverOptions, ...server, http: { ...serverOptions.http, ...server?.http }, logger })
+  const fastify = Fastify({ ...serverOptions, ...server, http: { ...serverOptions.http, ...server?.http }, ...requestIdOptions, logger })
   // This API has no CONNECT and no websockets; without these listeners Node closes such connections with no answer.
   fastify.server.on('connect', (_request, socket: Duplex) => refuseConnection(socket, 405, 'METHOD_NOT_ALLOWED', 'CONNECT is not supported.'))
   fastify.server.on('upgrade', (_request, socket: Duplex) => refuseConnection(socket, 400, 'UPGRADE_NOT_SUPPORTED', 'Protocol upgrades are not supported.'))

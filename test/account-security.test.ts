@@ -391,6 +391,10 @@ t.test('schema: the plugins\' table and columns; a database migrated without the
   t.same([...body.pending].sort(), [
     'columns of "session": impersonatedBy',
     'columns of "user": twoFactorEnabled, role, banned, banReason, banExpires',
+    'index audit_event_created_idx on "audit_event"',
+    'index audit_event_type_created_idx on "audit_event"',
+    'index audit_event_user_created_idx on "audit_event"',
+    'table "audit_event"',
     'table "rateLimit"',
     'table "twoFactor"'
   ])

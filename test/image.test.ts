@@ -30,6 +30,7 @@ interface FlyToml {
   kill_timeout?: string | number
   deploy?: { release_command?: string }
   env?: Record<string, string>
+  metrics?: { port?: number, path?: string }
   http_service?: {
     internal_port?: number
     checks?: Array<{ method?: string, path?: string, grace_period?: string, interval?: string, timeout?: string }>
@@ -71,6 +72,9 @@ t.test('the Dockerfile and fly.toml agree with each other and with the app', asy
   const exposed = runtime.instructions.filter((i) => i.getKeyword() === 'EXPOSE').flatMap((i) => i.getArguments().map((a) => Number(a.getValue().split('/')[0])))
   t.ok(exposed.includes(port!), `the image EXPOSEs internal_port ${port} (${exposed.join(', ')})`)
   t.equal(fly.env?.NODE_ENV, 'production', 'fly.toml [env] sets NODE_ENV=production')
+  t.equal(fly.metrics?.port, Number(fly.env?.METRICS_PORT), '[metrics] port is the METRICS_PORT the app is given')
+  t.not(fly.metrics?.port, port, 'metrics are not on the public port')
+  t.equal(fly.metrics?.path, '/metrics', '[metrics] path is where the metrics server answers')
 
   t.equal(fly.kill_signal, 'SIGTERM', 'Fly sends the signal the server shuts down gracefully on')
   t.ok(Number.isFinite(shutdownDelayMs), `SHUTDOWN_DELAY_MS found in src/server.ts (${shutdownDelayMs})`)
@@ -126,6 +130,7 @@ t.test('the build stages run as Docker would run them', async (t) => {
   const store = readdirSync(join(app, 'node_modules', '.pnpm'))
   t.notOk(store.some((entry) => /^(typescript|tap|tsx)@/.test(entry)), 'no compiler or test runner left in node_modules/.pnpm either')
   t.ok(runtimeCmd[1] !== undefined && existsSync(join(app, runtimeCmd[1])), `the CMD's script ${runtimeCmd[1]} is in the image`)
+  t.ok(existsSync(join(app, 'dist/scripts/doctor.js')), 'the doctor is in the image (fly ssh console -C "node dist/scripts/doctor.js")')
   const imagePackage = existsSync(join(app, 'package.json')) ? JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) : {}
   t.equal(imagePackage.type, 'module', 'the image has package.json: dist/*.js are ES modules and the project root is found')
 })
@@ -158,6 +163,13 @@ t.test('fly.toml\'s release_command migrates with production dependencies only',
   t.equal(again.code, 0, 'second run exits 0', { output: again.stdout + again.stderr })
   t.match(again.stdout, /Nothing to migrate/, 'a second deploy finds nothing pending')
   migrated = first.code === 0 && again.code === 0
+
+  // The doctor, as `fly ssh console -C "node dist/scripts/doctor.js"` runs it: production dependencies only. Here
+  // the mail server is away and fly.toml's placeholder frontend is on another site, so it exits 1.
+  const doctor = await runCommand(['node', 'dist/scripts/doctor.js'], { cwd: app, env })
+  t.match(doctor.stdout, /^ok\s+database\s/m, 'the compiled doctor reaches the database', { output: doctor.stdout + doctor.stderr })
+  t.match(doctor.stdout, /^ok\s+migrations\s+the schema is up to date/m, 'and finds nothing to migrate')
+  t.equal(doctor.code, 1, 'and reports the problems of this rehearsal\'s configuration')
 })
 
 t.test('the runtime CMD serves a sign-up and exits 0 on SIGTERM', async (t) => {

@@ -1,13 +1,18 @@
-import { createHmac, timingSafeEqual } from 'node:crypto'
 import { betterAuth, type SecondaryStorage } from 'better-auth'
 import { createAuthMiddleware } from 'better-auth/api'
-import { admin, openAPI, twoFactor } from 'better-auth/plugins'
+// The plugins' own entry points: 'better-auth/plugins' loads every plugin Better Auth has (memory, start-up time).
+import { admin } from 'better-auth/plugins/admin'
+import { openAPI } from 'better-auth/plugins/open-api'
+import { twoFactor } from 'better-auth/plugins/two-factor'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Pool } from 'pg'
 import { CLIENT_IP_HEADER } from '../client-ip.js'
 import type { Config } from '../config/index.js'
 import { withoutAddresses } from '../logger.js'
+import { auditTrail } from './audit-plugin.js'
 import type { Mailer } from '../mail/mailer.js'
+import { cookieSignature, verifiedValue } from './cookie-signature.js'
+import { boundedPasswordHashing } from './password-hashing.js'
 import { confirmEmailChangeMessage, deleteAccountMessage, resetPasswordMessage, verifyEmailMessage } from '../mail/messages.js'
 
 /** How long a session (and its cookie) lives; Better Auth extends it as it is used (sliding expiry). */
@@ -79,6 +84,8 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
       requireEmailVerification: config.auth.requireEmailVerification,
       resetPasswordTokenExpiresIn: EMAIL_LINK_EXPIRES_IN_SECONDS,
       revokeSessionsOnPasswordReset: true,
+      // Better Auth's scrypt, bounded: see ./password-hashing.ts.
+      password: boundedPasswordHashing(),
       sendResetPassword: async ({ user, url }) => {
         mailer?.sendLater(resetPasswordMessage(app.name, user, toFrontend(url, FRONTEND_PATHS.resetPassword)))
       }
@@ -140,7 +147,8 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
       twoFactor({ issuer: app.name }),
       admin(),
       // /api/auth/open-api/generate-schema and /api/auth/reference
-      openAPI()
+      openAPI(),
+      auditTrail({ pool, log })
     ],
     hooks: { before: acceptPreviousSecrets(config.auth.secrets) },
     telemetry: { enabled: false },
@@ -175,26 +183,22 @@ function acceptPreviousSecrets (secrets: Config['auth']['secrets']) {
 }
 
 /**
- * The Cookie header with every value signed by a previous secret re-signed with the current one. Signed values are
- * "<value>.<base64 HMAC-SHA256 of value>", URL-encoded, as better-call writes them.
+ * The Cookie header with every value signed by a previous secret re-signed with the current one.
  */
 function resignCookies (header: string, current: string, previous: string[]): string {
-  const sign = (value: string, secret: string) => createHmac('sha256', secret).update(value).digest('base64')
-  const matches = (signature: string, expected: string) =>
-    signature.length === expected.length && timingSafeEqual(Buffer.from(signature), Buffer.from(expected))
   return header.split(';').map((pair) => {
     const eq = pair.indexOf('=')
+    if (eq === -1) return pair
     let value: string
     try {
       value = decodeURIComponent(pair.slice(eq + 1).trim())
     } catch {
       return pair
     }
-    const dot = value.lastIndexOf('.')
-    const [payload, signature] = [value.slice(0, dot), value.slice(dot + 1)]
-    if (eq === -1 || dot < 1 || signature.length !== 44 || matches(signature, sign(payload, current))) return pair
-    if (!previous.some((secret) => matches(signature, sign(payload, secret)))) return pair
-    return `${pair.slice(0, eq)}=${encodeURIComponent(`${payload}.${sign(payload, current)}`)}`
+    if (verifiedValue(value, [current]) !== undefined) return pair
+    const payload = verifiedValue(value, previous)
+    if (payload === undefined) return pair
+    return `${pair.slice(0, eq)}=${encodeURIComponent(`${payload}.${cookieSignature(payload, current)}`)}`
   }).join(';')
 }
 

@@ -8,6 +8,8 @@ import { describeEnvErrors, envSchemaOptions, parseTrustProxy, parseSecrets, spl
 export interface Config {
   isProduction: boolean
   port: number
+  /** Where Prometheus metrics are served (GET /metrics, same host); undefined: no metrics. */
+  metricsPort?: number
   host: string
   logLevel: RawEnv['LOG_LEVEL']
   /** Undefined in development without DATABASE_URL: the embedded PostgreSQL is used. */
@@ -49,6 +51,8 @@ export interface Config {
   rateLimit: boolean
   /** Shared storage for rate-limit counters and sessions (Better Auth's secondary storage), when set. */
   redisUrl?: string
+  /** Audit events older than this many days are pruned. */
+  auditRetentionDays: number
 }
 
 export interface OAuthClient { clientId: string, clientSecret: string }
@@ -120,6 +124,9 @@ export function resolveConfig (env: RawEnv): Config {
   const trustedOrigins = [...new Set(splitOrigins(env.TRUSTED_ORIGINS))]
   const frontendURL = (env.FRONTEND_URL ?? trustedOrigins[0]!).replace(/\/$/, '')
   if (!trustedOrigins.includes(frontendURL)) problems.push('FRONTEND_URL must be one of TRUSTED_ORIGINS')
+  if (env.METRICS_PORT !== undefined && env.METRICS_PORT === env.PORT) {
+    problems.push(`METRICS_PORT must differ from PORT (${env.PORT}): metrics are served on their own port, not the public one`)
+  }
   if (problems.length > 0) throw new ConfigError(problems)
 
   const dataDir = resolve(projectRoot, env.DATA_DIR ?? '.data')
@@ -129,6 +136,7 @@ export function resolveConfig (env: RawEnv): Config {
   return {
     isProduction,
     port: env.PORT,
+    metricsPort: env.METRICS_PORT,
     // 0.0.0.0 is what Fly's proxy reaches; set HOST=:: for its IPv6 private network too.
     host: env.HOST ?? (isProduction ? '0.0.0.0' : 'localhost'),
     logLevel: env.LOG_LEVEL,
@@ -153,6 +161,7 @@ export function resolveConfig (env: RawEnv): Config {
       : { mode: env.FLY_APP_NAME ? 'fly' : 'none' },
     rateLimit: env.RATE_LIMIT === 'on',
     redisUrl: env.REDIS_URL,
+    auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     mail: mailTransport(env) === 'smtp'
       ? { transport: 'smtp', smtpUrl: env.SMTP_URL!, from: env.MAIL_FROM! }
       : { transport: 'console', from: env.MAIL_FROM ?? `${env.APP_NAME} <no-reply@localhost>` }

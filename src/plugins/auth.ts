@@ -1,16 +1,16 @@
-import { redisStorage } from '@better-auth/redis-storage'
 import { fromNodeHeaders } from 'better-auth/node'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { createAuth, type Auth } from '../auth/create-auth.js'
 import { migrate } from '../auth/migrations.js'
-
-export type SessionWithUser = NonNullable<Awaited<ReturnType<Auth['api']['getSession']>>>
+import { createSessionReader, type ReadSession, type SessionWithUser } from '../auth/session-reader.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     auth: Auth
+    /** The session of a Cookie header, read as Better Auth reads it but with one query (src/auth/session-reader.ts). */
+    readSession: ReadSession
     /** preHandler for our own routes: 401 without a valid session, otherwise sets `request.session`. */
     requireSession: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
   }
@@ -20,11 +20,10 @@ declare module 'fastify' {
 }
 
 export default fp(async function authPlugin (app) {
-  const redis = app.config.redisUrl === undefined ? undefined : connectRedis(app.config.redisUrl, app)
   const auth = createAuth(app.config, app.pg, {
     log: app.log,
     mailer: app.mailer,
-    secondaryStorage: redis === undefined ? undefined : redisStorage({ client: redis, keyPrefix: 'pond-backend:' })
+    secondaryStorage: app.config.redisUrl === undefined ? undefined : await redisSecondaryStorage(app.config.redisUrl, app)
   })
   app.decorate('auth', auth)
 
@@ -34,9 +33,21 @@ export default fp(async function authPlugin (app) {
     if (applied.length > 0) app.log.info({ applied }, 'embedded database migrated')
   }
 
+  const previousSecrets = (app.config.auth.secrets ?? []).slice(1).map((secret) => secret.value)
+  const readSession = await createSessionReader(auth, app.pg, previousSecrets)
+  app.decorate('readSession', readSession)
+
   app.decorateRequest('session', null)
   app.decorate('requireSession', async function requireSession (request: FastifyRequest, reply: FastifyReply) {
-    const session = await auth.api.getSession({ headers: fromNodeHeaders(request.headers) })
+    const read = await readSession(request.headers.cookie)
+    let session: SessionWithUser | null = read.kind === 'valid' ? read.value : null
+    if (read.kind === 'ask-better-auth') {
+      // A refresh is due (or the session is gone): Better Auth decides, and its new cookie goes to the client.
+      const { response, headers } = await auth.api.getSession({ headers: fromNodeHeaders(request.headers), returnHeaders: true })
+      const cookies = headers.getSetCookie()
+      if (cookies.length > 0) reply.header('set-cookie', cookies)
+      session = response
+    }
     if (session === null) {
       await reply.code(401).send({ code: 'UNAUTHORIZED', message: 'Sign in to use this route.' })
       return
@@ -45,10 +56,12 @@ export default fp(async function authPlugin (app) {
   })
 }, { name: 'auth', dependencies: ['env', 'db', 'mailer'], fastify: '5.x' })
 
-function connectRedis (url: string, app: FastifyInstance): Redis {
+/** Better Auth's secondary storage on Redis. Loaded only when REDIS_URL is set: ioredis alone is ~20 MB of memory. */
+async function redisSecondaryStorage (url: string, app: FastifyInstance) {
+  const [{ Redis }, { redisStorage }] = await Promise.all([import('ioredis'), import('@better-auth/redis-storage')])
   // Fail a command fast while Redis is away rather than queueing requests behind it.
-  const redis = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2_000, lazyConnect: false })
+  const redis: Redis = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2_000, lazyConnect: false })
   redis.on('error', (error) => app.log.error({ err: { message: error.message } }, 'redis error'))
   app.addHook('onClose', async () => { await redis.quit().catch(() => redis.disconnect()) })
-  return redis
+  return redisStorage({ client: redis, keyPrefix: 'pond-backend:' })
 }

@@ -8,6 +8,8 @@ export default fp(async function corsPlugin (app) {
     credentials: true,
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
     maxAge: 600,
+    // The frontend may show it in an error message: the request id finds the request in our logs.
+    exposedHeaders: ['x-request-id'],
     // An OPTIONS request that is not a real preflight goes on to our routes (a JSON 404) instead of a text 400.
     strictPreflight: false
   })

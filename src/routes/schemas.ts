@@ -1,4 +1,5 @@
 // Response shapes of our own routes, for validation-free serialization and the OpenAPI document.
+import { AUDIT_EVENT_TYPES } from '../auth/audit-plugin.js'
 
 export const errorSchema = {
   type: 'object',
@@ -47,4 +48,60 @@ export const readinessSchema = {
       required: ['status', 'reason']
     }
   }
+} as const
+
+const auditEventSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    type: { type: 'string', enum: [...AUDIT_EVENT_TYPES] },
+    userId: { type: ['string', 'null'] },
+    createdAt: { type: 'string', format: 'date-time' },
+    ipAddress: { type: ['string', 'null'], description: 'The client\'s address, as TRUST_PROXY determines it' },
+    userAgent: { type: ['string', 'null'] },
+    detail: { type: 'object', additionalProperties: true, description: 'Small and secret-free: method, reason code, actorId, …' }
+  },
+  required: ['id', 'type', 'userId', 'createdAt', 'ipAddress', 'userAgent', 'detail']
+} as const
+
+const eventPageSchema = {
+  type: 'object',
+  properties: {
+    events: { type: 'array', items: auditEventSchema, description: 'Newest first' },
+    nextCursor: { type: ['string', 'null'], description: 'Pass as `cursor` for the next (older) page; null on the last' }
+  },
+  required: ['events', 'nextCursor']
+} as const
+
+const pageQuery = {
+  limit: { type: 'integer', minimum: 1, maximum: 100, default: 50 },
+  cursor: { type: 'string', minLength: 1, maxLength: 300 }
+} as const
+
+export const securityEventsSchema = {
+  tags: ['pond-backend'],
+  summary: 'The signed-in user\'s security events',
+  description: 'Requires the session cookie. Sign-ins (and failed attempts), sign-outs, revoked sessions, password, ' +
+    'email and two-factor changes of this account, newest first.',
+  querystring: { type: 'object', properties: pageQuery, additionalProperties: false },
+  response: { 200: eventPageSchema, 400: errorSchema, 401: errorSchema }
+} as const
+
+export const adminAuditEventsSchema = {
+  tags: ['pond-backend'],
+  summary: 'The audit trail (admins)',
+  description: 'Requires the session cookie of a user whose role includes admin. Every security event, newest first, ' +
+    'filtered by user, type and time (from inclusive, to exclusive).',
+  querystring: {
+    type: 'object',
+    properties: {
+      ...pageQuery,
+      userId: { type: 'string', minLength: 1, maxLength: 255 },
+      type: { type: 'string', enum: [...AUDIT_EVENT_TYPES] },
+      from: { type: 'string', format: 'date-time' },
+      to: { type: 'string', format: 'date-time' }
+    },
+    additionalProperties: false
+  },
+  response: { 200: eventPageSchema, 400: errorSchema, 401: errorSchema, 403: errorSchema }
 } as const

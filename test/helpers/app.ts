@@ -1,10 +1,12 @@
 import { Writable } from 'node:stream'
-import { createServer } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type BuildAppOptions } from '../../src/app.js'
 import { loggerOptions } from '../../src/logger.js'
 import { migrate } from '../../src/auth/migrations.js'
 import { createTestDatabase } from './database.js'
+import { freePort } from './ports.js'
+
+export { freePort }
 
 type Test = { teardown: (fn: () => unknown) => void }
 
@@ -73,16 +75,6 @@ export function logCapture () {
   return { stream, logs, rawLogs: () => raw }
 }
 
-export function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 /** A fresh database with Better Auth's schema applied, for tests that start the server as a process. */
 export async function createMigratedDatabase (t: Test): Promise<string> {

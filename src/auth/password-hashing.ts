@@ -1,0 +1,45 @@
+import { availableParallelism } from 'node:os'
+import { APIError } from 'better-auth/api'
+import { hashPassword, verifyPassword } from 'better-auth/crypto'
+import pLimit from 'p-limit'
+
+/**
+ * Password hashing with a bound. Better Auth's scrypt (N=16384, r=16) takes ~60 ms of a core and ~32 MB per hash in
+ * flight, on libuv's thread pool, which also runs WebCrypto, DNS and file jobs. Unbounded, a burst of sign-ins takes
+ * every pool thread (other requests wait behind them) and 32 MB per request (a 256 MB machine is killed).
+ * So at most one hash per core runs at a time; the next ones queue, and past the queue's bound a sign-in gets a
+ * clear 503 with Retry-After instead of waiting seconds or running the machine out of memory.
+ * Same algorithm and stored format as Better Auth's default: existing passwords keep verifying.
+ */
+const threadPoolSize = Number(process.env.UV_THREADPOOL_SIZE) || 4
+const concurrency = Math.max(1, Math.min(availableParallelism(), threadPoolSize - 1))
+export const PASSWORD_HASHING = {
+  /** One per core, and always one pool thread left for the WebCrypto and DNS jobs of other requests. */
+  concurrency,
+  /** About a second of hashing per slot (~60 ms a hash): a sign-in waits at most that long before it starts. */
+  queueLimit: 16 * concurrency
+}
+
+export const HASHING_BUSY = {
+  code: 'SERVER_BUSY',
+  message: 'Too many sign-ins are being processed right now. Try again in a moment.'
+} as const
+
+/** Seconds a client should wait after HASHING_BUSY: the queue drains in about a second. */
+export const HASHING_RETRY_AFTER_SECONDS = 1
+
+export function boundedPasswordHashing ({ concurrency, queueLimit } = PASSWORD_HASHING) {
+  const limit = pLimit(concurrency)
+  const run = async <T>(job: () => Promise<T>): Promise<T> => {
+    if (limit.activeCount >= concurrency && limit.pendingCount >= queueLimit) {
+      throw new APIError('SERVICE_UNAVAILABLE', { ...HASHING_BUSY })
+    }
+    return await limit(job)
+  }
+  return {
+    hash: (password: string) => run(() => hashPassword(password)),
+    verify: ({ hash, password }: { hash: string, password: string }) => run(() => verifyPassword({ hash, password })),
+    /** Hashes running and waiting (for tests and metrics). */
+    get load () { return { active: limit.activeCount, pending: limit.pendingCount } }
+  }
+}
