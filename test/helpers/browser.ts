@@ -44,8 +44,9 @@ const screenshotsDir = join(projectRoot, '.tap', 'screenshots')
  */
 export async function openPage (t: Test, browser: Browser): Promise<Page> {
   const context = await browser.newContext()
-  // Fail in seconds, not after Playwright's default 30 s.
-  context.setDefaultTimeout(5_000)
+  // A wait for rendering, not a speed test: on 2 busy cores (three test files at once) the API reference page's 1 MB
+  // of script has taken over 5 s to render, so give a loaded machine room, still failing well before Playwright's 30 s.
+  context.setDefaultTimeout(15_000)
   // tsx compiles these tests with esbuild's keepNames, which wraps inner functions in __name(); functions passed to
   // page.evaluate() run in the page, where that helper does not exist.
   await context.addInitScript('globalThis.__name = (fn) => fn')

@@ -55,7 +55,7 @@ export async function startMailServer (t: Test) {
   const { port } = server.server.address() as AddressInfo
 
   /** The next message to `to` (optionally matching `subject`) that arrives, or one already here and not yet taken. */
-  async function waitForMail (to: string, { subject, timeoutMs = 5_000 }: { subject?: RegExp, timeoutMs?: number } = {}) {
+  async function waitForMail (to: string, { subject, timeoutMs = 15_000 }: { subject?: RegExp, timeoutMs?: number } = {}) {
     const matches = (mail: ReceivedMail) => mail.to.includes(to) && (subject === undefined || subject.test(mail.subject))
     const deadline = Date.now() + timeoutMs
     for (;;) {
