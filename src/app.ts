@@ -13,6 +13,7 @@ import envPlugin, { type EnvPluginOptions } from './plugins/env.js'
 import mailerPlugin from './plugins/mailer.js'
 import metricsPlugin from './plugins/metrics.js'
 import openapiPlugin from './plugins/openapi.js'
+import requestsInFlightPlugin from './plugins/requests-in-flight.js'
 import requestIdPlugin, { requestIdOptions } from './plugins/request-id.js'
 import routeRateLimitPlugin from './plugins/route-rate-limit.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
@@ -31,6 +32,8 @@ export const app = fp(async function app (fastify: FastifyInstance, opts: EnvPlu
   await fastify.register(corsPlugin)
   await fastify.register(mailerPlugin)
   await fastify.register(authPlugin)
+  // After what requests use: on close, requests whose clients have gone finish before auth, mail and the pool close.
+  await fastify.register(requestsInFlightPlugin)
   await fastify.register(routeRateLimitPlugin)
   await fastify.register(auditRetentionPlugin)
   await fastify.register(metricsPlugin)

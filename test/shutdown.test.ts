@@ -3,6 +3,8 @@ import { connect } from 'node:net'
 import t from 'tap'
 import { createMigratedDatabase, freePort, productionEnv, TRUSTED_ORIGIN } from './helpers/app.js'
 import { spawnServer } from './helpers/process.js'
+import { query } from './helpers/database.js'
+import { mailEnv, startMailServer } from './helpers/mail-server.js'
 
 t.test('SIGTERM: the request in flight finishes, new connections are refused, the process exits 0', async (t) => {
   const databaseUrl = await createMigratedDatabase(t)
@@ -96,4 +98,41 @@ t.test('SIGTERM under load: every request in flight gets its normal answer, and 
   t.equal(code, 0)
   t.comment(`shutdown with 20 sign-ups in flight took ${shutdownMs} ms`)
   t.ok(shutdownMs < 15_000, 'exited before fly.toml\'s kill_timeout (15 s)')
+})
+
+t.test('SIGTERM after clients gave up: their sign-ups still finish, audit events and mail included', async (t) => {
+  const databaseUrl = await createMigratedDatabase(t)
+  const port = await freePort()
+  const mailServer = await startMailServer(t)
+  const server = await spawnServer(t, { env: { ...productionEnv(databaseUrl, port), ...mailEnv(mailServer), RATE_LIMIT: 'off' }, port })
+
+  // Complete sign-ups whose clients hang up at once, as a browser does when its tab closes: Fastify's close no longer
+  // waits for them (their connections are gone), but their handlers are still hashing passwords.
+  const emails = Array.from({ length: 8 }, (_, i) => `abandoned-${i}@example.com`)
+  const abandoned = emails.map((email) => {
+    const body = JSON.stringify({ email, password: 'a long enough password', name: 'Gone' })
+    const req = request(`${server.url}/api/auth/sign-up/email`, {
+      method: 'POST',
+      agent: false,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), origin: TRUSTED_ORIGIN }
+    })
+    req.on('error', () => {})
+    req.end(body)
+    return req
+  })
+  const received = () => server.output().split('\n').filter((line) => line.includes('"url":"/api/auth/sign-up/email"')).length
+  for (const deadline = Date.now() + 10_000; received() < emails.length && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 5))
+  t.equal(received(), emails.length, 'every sign-up reached the server')
+  for (const req of abandoned) req.destroy()
+  server.child.kill('SIGTERM')
+
+  const { code } = await server.exited
+  t.equal(code, 0, 'a clean exit')
+  const errors = server.output().split('\n').filter((line) => /"level":(50|60)/.test(line))
+  t.same(errors, [], 'nothing failed: no request used the database after it closed')
+  const users = await query(databaseUrl, 'select email from "user" where email like \'abandoned-%\' order by email')
+  t.same(users.rows.map((row) => row.email), emails.slice().sort(), 'every abandoned sign-up was written')
+  const events = await query(databaseUrl, 'select count(*)::int as count from audit_event where type = \'sign_up\'')
+  t.equal(events.rows[0].count, emails.length, 'and its audit event')
+  t.same(mailServer.messages.flatMap((mail) => mail.to).sort(), emails.slice().sort(), 'and its verification mail')
 })
