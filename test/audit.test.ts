@@ -252,6 +252,25 @@ t.test('admin actions (role, ban, unban, revoke, remove) name the admin; listing
   t.equal((await fresh.get('/api/me/security-events?limit=500')).json().code, 'INVALID_QUERY')
 })
 
+t.test('impersonation: its event names the admin; the admin acts as the user, then comes back', async (t) => {
+  const boss = await signUp('imp-boss@example.com')
+  await query(databaseUrl, 'UPDATE "user" SET role = \'admin\' WHERE id = $1', [boss.userId])
+  const target = await signUp('imp-target@example.com')
+
+  t.equal((await boss.client.post('/api/auth/admin/impersonate-user', { userId: target.userId })).status, 200)
+  await collectCookies(boss.client)
+  t.equal((await boss.client.get('/api/me')).json().user.id, target.userId, 'the admin now acts as the user')
+  const events = await eventsOf(target.userId)
+  t.same(events.map((event) => event.type), ['sign_up', 'sign_in.succeeded', 'impersonation.started'])
+  t.same(events[2]!.detail, { actorId: boss.userId }, 'the admin, not the user, is the actor')
+  t.equal(events[2]!.ipAddress, '127.0.0.1')
+  t.equal(events[2]!.userAgent, USER_AGENT)
+  t.same(await typesOf(boss.userId), ['sign_up', 'sign_in.succeeded'], 'nothing is recorded as the admin\'s own')
+
+  t.equal((await boss.client.post('/api/auth/admin/stop-impersonating')).status, 200)
+  t.equal((await boss.client.get('/api/me')).json().user.id, boss.userId, 'and is the admin again')
+})
+
 t.test('nothing secret anywhere in the table: passwords, tokens, cookies, codes, links', async (t) => {
   // createdAt is left out: its microseconds could match a six-digit code by chance.
   const { rows } = await query(databaseUrl,
