@@ -11,6 +11,7 @@ import t from 'tap'
 import { DockerfileParser, From, JSONInstruction, ModifiableInstruction, Env, type Instruction } from 'dockerfile-ast'
 import { parse as parseToml } from 'smol-toml'
 import { projectRoot } from '../src/config/index.js'
+import { POOL_THREAD_NICENESS } from '../src/auth/password-hashing.js'
 import { freePort, TEST_SECRET, TRUSTED_ORIGIN } from './helpers/app.js'
 import { createTestDatabase } from './helpers/database.js'
 import { runCommand, spawnServer } from './helpers/process.js'
@@ -206,6 +207,17 @@ t.test('the runtime CMD serves a sign-up and exits 0 on SIGTERM', async (t) => {
   t.notMatch(signUp.headers.get('set-cookie') ?? '', /session_token=/, 'no session before the email is verified (production default)')
   t.equal(JSON.parse(body).user?.email, 'image@example.com', 'the user was created')
 
+  // Hashing threads yield to the event loop (src/auth/password-hashing.ts): Node 22 and later name libuv's threads.
+  const poolThreads = threadsOf(server.child.pid!).filter((thread) => thread.name === 'libuv-worker')
+  if (Number(process.versions.node.split('.')[0]) >= 22) {
+    t.ok(poolThreads.length >= 4, `libuv's pool threads are there (${poolThreads.length})`)
+    t.same(poolThreads.map((thread) => thread.nice), poolThreads.map(() => POOL_THREAD_NICENESS), 'each at a lower priority')
+    t.same(threadsOf(server.child.pid!).filter((thread) => thread.name.includes('MainThread')).map((thread) => thread.nice), [0],
+      'the event loop\'s thread keeps the normal priority')
+  } else {
+    t.comment(`Node ${process.version} does not name its pool threads: their priority is left as it is`)
+  }
+
   const firstLine = server.output().split('\n')[0] ?? ''
   t.doesNotThrow(() => JSON.parse(firstLine), 'production logs are JSON lines')
 
@@ -216,6 +228,16 @@ t.test('the runtime CMD serves a sign-up and exits 0 on SIGTERM', async (t) => {
   t.equal(code, 0, 'exits 0 after SIGTERM', { output: server.output() })
   t.ok(Date.now() - stopping < shutdownDelayMs, `shut down in ${Date.now() - stopping} ms`)
 })
+
+/** A process's threads with their names and niceness, from /proc. */
+function threadsOf (pid: number) {
+  return readdirSync(`/proc/${pid}/task`).map((id) => {
+    const stat = readFileSync(`/proc/${pid}/task/${id}/stat`, 'utf8')
+    // After "pid (comm) ", nice is the 17th field.
+    const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])
+    return { name: readFileSync(`/proc/${pid}/task/${id}/comm`, 'utf8').trim(), nice }
+  })
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The Dockerfile, read with dockerfile-ast.

@@ -1,4 +1,7 @@
-import { availableParallelism } from 'node:os'
+import { randomFill } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
+import { availableParallelism, setPriority } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { APIError } from 'better-auth/api'
 import { hashPassword, verifyPassword } from 'better-auth/crypto'
 import pLimit from 'p-limit'
@@ -42,4 +45,38 @@ export function boundedPasswordHashing ({ concurrency, queueLimit } = PASSWORD_H
     /** Hashes running and waiting (for tests and metrics). */
     get load () { return { active: limit.activeCount, pending: limit.pendingCount } }
   }
+}
+
+/** Niceness of libuv's pool threads: below the event loop's (0), so hashing gets the CPU the event loop leaves. */
+export const POOL_THREAD_NICENESS = 10
+
+/**
+ * The bound above keeps one hash per core, so on a small machine the event loop shares the cores with hashing
+ * threads: a session check arriving during a sign-in storm can wait for the scheduler's next slice (p99 ~8 ms on
+ * 2 cores instead of ~1; docs/BENCHMARKS.md). At a lower priority the pool threads yield to the event loop, and
+ * hashing still gets every cycle the event loop does not use. The pool also runs file, DNS and WebCrypto jobs: they
+ * too wait only when the CPU is saturated. Linux only, and only where Node names its pool threads "libuv-worker"
+ * (Node 22 and later; production runs 26). Returns the thread ids lowered.
+ */
+export async function lowerThreadPoolPriority (): Promise<number[]> {
+  if (process.platform !== 'linux') return []
+  // libuv starts its threads when the pool gets its first job; each names itself as it starts.
+  await new Promise((resolve) => randomFill(Buffer.alloc(1), resolve))
+  let workers = poolThreadIds()
+  for (let attempt = 0; workers.length > 0 && workers.length < threadPoolSize && attempt < 20; attempt++) {
+    await sleep(5)
+    workers = poolThreadIds()
+  }
+  for (const threadId of workers) setPriority(threadId, POOL_THREAD_NICENESS)
+  return workers
+}
+
+function poolThreadIds (): number[] {
+  return readdirSync('/proc/self/task').filter((id) => {
+    try {
+      return readFileSync(`/proc/self/task/${id}/comm`, 'utf8').trim() === 'libuv-worker'
+    } catch {
+      return false // the thread has ended
+    }
+  }).map(Number)
 }

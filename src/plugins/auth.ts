@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { createAuth, type Auth } from '../auth/create-auth.js'
 import { migrate } from '../auth/migrations.js'
+import { lowerThreadPoolPriority } from '../auth/password-hashing.js'
 import { createSessionReader, type ReadSession, type SessionWithUser } from '../auth/session-reader.js'
 
 declare module 'fastify' {
@@ -26,6 +27,13 @@ export default fp(async function authPlugin (app) {
     secondaryStorage: app.config.redisUrl === undefined ? undefined : await redisSecondaryStorage(app.config.redisUrl, app)
   })
   app.decorate('auth', auth)
+  try {
+    const lowered = await lowerThreadPoolPriority()
+    app.log.debug({ threads: lowered.length }, 'thread pool below the event loop\'s priority')
+  } catch (error) {
+    // Only latency under load depends on it: the service works without.
+    app.log.warn({ err: error }, 'could not lower the thread pool\'s priority')
+  }
 
   if (app.usesEmbeddedDatabase) {
     // The development database belongs to this process: keep its schema current so a fresh clone just runs.
