@@ -1,6 +1,22 @@
-import type { FastifyRequest } from 'fastify'
+import { requestContext } from '@fastify/request-context'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { LoggerOptions } from 'pino'
 import type { Config } from './config/index.js'
+
+declare module '@fastify/request-context' {
+  interface RequestContextData {
+    /** The request's logger: its lines carry the reqId (set by the request-id plugin). */
+    log: FastifyBaseLogger
+  }
+}
+
+/**
+ * The logger of the request being handled, or `fallback` outside a request. For code that Fastify does not hand a
+ * request (Better Auth's logger, the mailer, the audit writer), so that its lines carry the request's id too.
+ */
+export function requestLog<Fallback extends FastifyBaseLogger | undefined> (fallback: Fallback): FastifyBaseLogger | Fallback {
+  return requestContext.get('log') ?? fallback
+}
 
 // Query parameters and path segments that carry credentials (verification and reset links, OAuth codes).
 const SECRET_QUERY_KEY = /token|code|secret|password|signature|key|state/i

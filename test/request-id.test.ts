@@ -51,6 +51,25 @@ t.test('every log line of a request carries its id', async (t) => {
   t.ok(lines.some((line) => line.msg === 'incoming request'), 'the incoming-request line')
   t.ok(lines.some((line) => line.msg === 'request completed'), 'the request-completed line')
   for (const line of lines) t.equal(line.reqId, id, `"${String(line.msg)}" has the id`)
+  // Better Auth's own lines, which it writes without a request in hand.
+  const betterAuth = logs.slice(start).filter((line) => line.component === 'better-auth')
+  t.same(betterAuth.map((line) => [line.msg, line.reqId]), [['User not found', id]], 'Better Auth\'s line has the id')
+
+  // Mail goes out after the answer, and its line still names the request that asked for it.
+  const signUpId = 'req-log-check-mail'
+  const signUpStart = logs.length
+  const signUp = await fetch(`${url}/api/auth/sign-up/email`, {
+    method: 'POST',
+    headers: { origin: TRUSTED_ORIGIN, 'content-type': 'application/json', 'fly-request-id': signUpId },
+    body: JSON.stringify({ email: 'request-id-mail@example.com', password: 'a long enough password', name: 'Mail' })
+  })
+  t.equal(signUp.status, 200)
+  let mailLines: typeof logs = []
+  for (let waited = 0; mailLines.length === 0 && waited < 5_000; waited += 20) {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    mailLines = logs.slice(signUpStart).filter((line) => line.component === 'mailer')
+  }
+  t.same(mailLines.map((line) => line.reqId), [signUpId], 'the mail line has the sign-up\'s id')
 
   // An answer of the error handler.
   const failing = 'req-log-check-2'

@@ -7,6 +7,7 @@ import { createAuthMiddleware, isAPIError } from 'better-auth/api'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Pool } from 'pg'
 import { CLIENT_IP_HEADER } from '../client-ip.js'
+import { requestLog } from '../logger.js'
 
 export const AUDIT_TABLE = 'audit_event'
 
@@ -79,7 +80,7 @@ export function createAuditWriter (pool: Pool, log?: FastifyBaseLogger) {
        VALUES ($1, $2, $3, clock_timestamp(), $4, $5, $6::jsonb)`,
       [randomUUID(), event.type, event.userId, request.ipAddress, request.userAgent, JSON.stringify(event.detail ?? {})]
     ).then(() => {}, (error: Error & { code?: string }) => {
-      log?.error({ err: { code: error.code, message: error.message }, auditEvent: event.type }, 'audit event not written')
+      requestLog(log)?.error({ err: { code: error.code, message: error.message }, auditEvent: event.type }, 'audit event not written')
     })
     let timer: NodeJS.Timeout | undefined
     await Promise.race([write, new Promise<void>((resolve) => { timer = setTimeout(resolve, WRITE_WAIT_MS).unref() })])
@@ -191,7 +192,7 @@ export function auditTrail ({ pool, log }: AuditTrailOptions) {
     try {
       await write(event, requestOf(ctx))
     } catch (error) {
-      log?.error({ err: { message: (error as Error).message }, auditEvent: event.type }, 'audit event not written')
+      requestLog(log)?.error({ err: { message: (error as Error).message }, auditEvent: event.type }, 'audit event not written')
     }
   }
   /** Hook bodies never throw: a failure to audit is logged and the request goes on. */
@@ -199,7 +200,7 @@ export function auditTrail ({ pool, log }: AuditTrailOptions) {
     try {
       await fn(...args)
     } catch (error) {
-      log?.error({ err: { message: (error as Error).message } }, 'audit hook failed')
+      requestLog(log)?.error({ err: { message: (error as Error).message } }, 'audit hook failed')
     }
   }
 

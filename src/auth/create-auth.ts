@@ -8,7 +8,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Pool } from 'pg'
 import { CLIENT_IP_HEADER } from '../client-ip.js'
 import type { Config } from '../config/index.js'
-import { withoutAddresses } from '../logger.js'
+import { requestLog, withoutAddresses } from '../logger.js'
 import { auditTrail } from './audit-plugin.js'
 import type { Mailer } from '../mail/mailer.js'
 import { cookieSignature, verifiedValue } from './cookie-signature.js'
@@ -70,7 +70,7 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
     // message, without email addresses: its extra arguments can carry request data.
     logger: log === undefined
       ? undefined
-      : { level: 'info', log: (level, message) => log[level]({ component: 'better-auth' }, withoutAddresses(message)) },
+      : { level: 'info', log: (level, message) => requestLog(log)[level]({ component: 'better-auth' }, withoutAddresses(message)) },
     database: pool,
     secret: config.auth.secret,
     // Versioned secrets (BETTER_AUTH_SECRETS): the first signs and encrypts; Better Auth decrypts with any listed

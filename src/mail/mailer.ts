@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import nodemailer from 'nodemailer'
 import type { Config } from '../config/index.js'
-import { withoutAddresses } from '../logger.js'
+import { requestLog, withoutAddresses } from '../logger.js'
 
 export interface MailMessage {
   to: string
@@ -30,7 +30,7 @@ export function createMailer (config: Pick<Config, 'mail'>, log: FastifyBaseLogg
     : undefined
   const pending = new Set<Promise<void>>()
 
-  async function send (message: MailMessage) {
+  async function send (message: MailMessage, log: FastifyBaseLogger) {
     if (transport === undefined) {
       // Development only (refused in production): the link is the point of this line.
       log.info({ mail: { kind: message.kind, to: message.to, subject: message.subject } }, `mail (console transport):\n${message.text}`)
@@ -43,11 +43,13 @@ export function createMailer (config: Pick<Config, 'mail'>, log: FastifyBaseLogg
 
   return {
     sendLater (message) {
-      const delivery = send(message).catch((error: Error) => {
+      // Sent after the answer, but logged with the id of the request that asked for it.
+      const messageLog = requestLog(undefined)?.child({ component: 'mailer' }) ?? log
+      const delivery = send(message, messageLog).catch((error: Error) => {
         // The address and content stay out of the log; the kind and the reason are enough to act on. SMTP servers
         // repeat the recipient in their replies ("550 <someone@example.com>: User unknown"), so addresses go too.
         const { code, responseCode, command } = error as { code?: string, responseCode?: number, command?: string }
-        log.error({ mail: { kind: message.kind }, err: { code, responseCode, command, message: withoutAddresses(error.message) } },
+        messageLog.error({ mail: { kind: message.kind }, err: { code, responseCode, command, message: withoutAddresses(error.message) } },
           'mail could not be sent')
       }).finally(() => pending.delete(delivery))
       pending.add(delivery)

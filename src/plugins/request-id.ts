@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import { fastifyRequestContext } from '@fastify/request-context'
 import fp from 'fastify-plugin'
 
 /** Fly's proxy gives every request an id in this header. */
@@ -25,8 +26,13 @@ export const requestIdOptions = {
   genReqId: requestId
 } as const
 
-/** Every answer says its request id, so a user's report can be found in the logs. */
+/**
+ * Every answer says its request id, so a user's report can be found in the logs. Code that runs for a request without
+ * being handed it (Better Auth, the mailer, the audit writer) logs through `requestLog()` (../logger.ts), which
+ * @fastify/request-context keeps across the request's async work.
+ */
 export default fp(async function requestIdPlugin (app) {
+  await app.register(fastifyRequestContext, { defaultStoreValues: (request) => ({ log: request.log }) })
   app.addHook('onRequest', function sayRequestId (request, reply, done) {
     reply.header(REQUEST_ID_HEADER, request.id)
     done()
