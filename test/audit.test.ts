@@ -252,6 +252,18 @@ t.test('admin actions (role, ban, unban, revoke, remove) name the admin; listing
   t.equal((await fresh.get('/api/me/security-events?limit=500')).json().code, 'INVALID_QUERY')
 })
 
+t.test('a ban that has expired is lifted at the next sign-in, recorded as expired and by nobody', async (t) => {
+  const { userId } = await signUp('expired-ban@example.com')
+  await query(databaseUrl, 'UPDATE "user" SET banned = true, "banReason" = \'spam\', "banExpires" = now() - interval \'1 minute\' WHERE id = $1', [userId])
+  const client = browser()
+  t.equal((await client.post('/api/auth/sign-in/email', { email: 'expired-ban@example.com', password: PASSWORD })).status, 200)
+  const events = await eventsOf(userId)
+  t.same(events.map((event) => event.type), ['sign_up', 'sign_in.succeeded', 'user.unbanned', 'sign_in.succeeded'])
+  t.same(events[2]!.detail, { expired: true }, 'no actor: the ban ran out')
+  const { rows: [user] } = await query(databaseUrl, 'SELECT banned FROM "user" WHERE id = $1', [userId])
+  t.equal(user.banned, false)
+})
+
 t.test('impersonation: its event names the admin; the admin acts as the user, then comes back', async (t) => {
   const boss = await signUp('imp-boss@example.com')
   await query(databaseUrl, 'UPDATE "user" SET role = \'admin\' WHERE id = $1', [boss.userId])

@@ -214,6 +214,12 @@ t.test('GitHub: the callback exchanges the code, creates the user and its accoun
   t.equal((await again.browser.get('/api/me')).json().user.id, userId)
   t.equal(await count('"user"'), usersBefore + 1)
   t.same(await accountsOf(userId), [{ providerId: 'github', accountId: '583231' }])
+
+  // The audit trail: a sign-up and two sign-ins through GitHub; the replayed callback signed nobody in.
+  const { rows: events } = await query(databaseUrl,
+    'SELECT type, detail FROM audit_event WHERE "userId" = $1 ORDER BY "createdAt", id', [userId])
+  t.same(events.map((event) => [event.type, event.detail.method]),
+    [['sign_up', 'github'], ['sign_in.succeeded', 'github'], ['sign_in.succeeded', 'github']])
 })
 
 t.test('Google: the callback exchanges the code (PKCE), reads the id_token, creates the user and signs in', async (t) => {
