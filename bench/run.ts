@@ -8,9 +8,10 @@ import { hashPassword } from 'better-auth/crypto'
 import { startMailServer } from '../test/helpers/mail-server.js'
 import { createDatabase, dropDatabase, openServer, seedUsers, serverVersion } from './lib/database.js'
 import { clientHeaders, runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
-import { freePort, nodeVersion, runToCompletion, start, stopAll, waitFor200, type Child } from './lib/processes.js'
+import { freePort, nodeVersion, runToCompletion, start, stopAll, waitFor200, type Child, type Wrap } from './lib/processes.js'
 import { median, pairedRatio, renderMachine, renderTables, renderWarnings, summarize, updateDocs, formatMs, formatRatio, formatRps, type Report, type Row, type Target } from './lib/report.js'
 import { peakMb, resetPeak, rssMb, sampleRss } from './lib/rss.js'
+import { vmMemory } from './lib/vm-memory.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const resultsDir = join(root, 'bench', 'results')
@@ -83,6 +84,20 @@ async function main (): Promise<void> {
   const postgres = await serverVersion(database.url)
   say(`Database ${database.name} on ${dbServer.source} (PostgreSQL ${postgres}); servers on Node ${nodeVersion(NODE)}`)
 
+  // Each server sees the memory of fly.toml's VM, as on Fly (./lib/vm-memory.ts), where this machine allows it.
+  const vm = vmMemory(join(root, 'fly.toml'))
+  let serverMemory: string
+  let wrap: Wrap | undefined
+  if ('reason' in vm) {
+    serverMemory = `unconstrained (${vm.reason})`
+    warnings.push(`Servers ran with this machine's memory, not fly.toml's VM: ${vm.reason}. Memory figures are larger than on Fly.`)
+  } else {
+    serverMemory = `each in a ${vm.bytes / 2 ** 20} MB memory cgroup (fly.toml's VM)`
+    wrap = vm.wrap
+    cleanups.push(() => vm.cleanup())
+  }
+  say(`Servers' memory: ${serverMemory}`)
+
   const mail = await startMailServer({ teardown: (fn) => { cleanups.push(fn) } })
   const secret = randomBytes(32).toString('base64url')
   // The image's own ENV lines first, then this run's.
@@ -111,10 +126,10 @@ async function main (): Promise<void> {
   const tsx = ['--import', 'tsx']
   const [pondPort, floorsPort, guidePort, guideOffPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()])
   // As fly.toml runs it: metrics collected and served on their own port.
-  const pond = start({ name: 'pond-backend', node: NODE, args: ['dist/server.mjs'], env: productionEnv(pondPort, { METRICS_PORT: String(await freePort()) }), port: pondPort, logFile: logFile('pond-backend'), cwd: root })
-  const floors = start({ name: 'floors', node: NODE, args: [...tsx, 'bench/servers/floors.ts'], env: { PORT: String(floorsPort), DATABASE_URL: database.url }, port: floorsPort, logFile: logFile('floors'), cwd: root })
-  const guide = start({ name: 'guide', node: NODE, args: [...tsx, 'bench/servers/guide.ts'], env: productionEnv(guidePort), port: guidePort, logFile: logFile('guide'), cwd: root })
-  const guideOff = start({ name: 'guide-rate-limit-off', node: NODE, args: [...tsx, 'bench/servers/guide.ts'], env: productionEnv(guideOffPort, { RATE_LIMIT: 'off' }), port: guideOffPort, logFile: logFile('guide-rate-limit-off'), cwd: root })
+  const pond = start({ name: 'pond-backend', node: NODE, args: ['dist/server.mjs'], env: productionEnv(pondPort, { METRICS_PORT: String(await freePort()) }), port: pondPort, logFile: logFile('pond-backend'), cwd: root, wrap })
+  const floors = start({ name: 'floors', node: NODE, args: [...tsx, 'bench/servers/floors.ts'], env: { PORT: String(floorsPort), DATABASE_URL: database.url }, port: floorsPort, logFile: logFile('floors'), cwd: root, wrap })
+  const guide = start({ name: 'guide', node: NODE, args: [...tsx, 'bench/servers/guide.ts'], env: productionEnv(guidePort), port: guidePort, logFile: logFile('guide'), cwd: root, wrap })
+  const guideOff = start({ name: 'guide-rate-limit-off', node: NODE, args: [...tsx, 'bench/servers/guide.ts'], env: productionEnv(guideOffPort, { RATE_LIMIT: 'off' }), port: guideOffPort, logFile: logFile('guide-rate-limit-off'), cwd: root, wrap })
   // Better Auth's /ok counts against the guide's rate limit: poll it gently, as one client.
   const poller = { intervalMs: 200, headers: { 'x-pond-client-ip': '10.255.255.254' } }
   await Promise.all([waitFor200(pond, '/health/ready'), waitFor200(floors, '/ping'), waitFor200(guide, '/api/auth/ok', poller), waitFor200(guideOff, '/api/auth/ok', poller)])
@@ -158,7 +173,7 @@ async function main (): Promise<void> {
     ({ url: server.url, path, connections, durationS, headers: sessionHeaders })
   const scryptLoop = async (amount: number): Promise<LoadResult> => {
     const output = await runToCompletion(NODE, [...tsx, 'bench/servers/scrypt-loop.ts'], {
-      env: { PARALLEL: String(SIGN_IN_CONNECTIONS), AMOUNT: String(amount) }, cwd: root, logFile: logFile('scrypt-loop')
+      env: { PARALLEL: String(SIGN_IN_CONNECTIONS), AMOUNT: String(amount) }, cwd: root, logFile: logFile('scrypt-loop'), wrap
     })
     const { hashes, seconds, p50Ms, p99Ms } = JSON.parse(output) as { hashes: number, seconds: number, p50Ms: number, p99Ms: number }
     return { rps: hashes / seconds, responses: hashes, p50Ms, p99Ms, statuses: {}, non2xx: 0, errors: 0, seconds }
@@ -252,7 +267,7 @@ async function main (): Promise<void> {
   for (let i = 1; i <= COLD_STARTS; i++) {
     const port = await freePort()
     const begun = performance.now()
-    const child = start({ name: `cold-start-${i}`, node: NODE, args: ['dist/server.mjs'], env: productionEnv(port, { METRICS_PORT: String(await freePort()) }), port, logFile: logFile(`cold-start-${i}`), cwd: root })
+    const child = start({ name: `cold-start-${i}`, node: NODE, args: ['dist/server.mjs'], env: productionEnv(port, { METRICS_PORT: String(await freePort()) }), port, logFile: logFile(`cold-start-${i}`), cwd: root, wrap })
     await waitFor200(child, '/health/ready', { intervalMs: 5 })
     coldStarts.push(performance.now() - begun)
     await child.stop(15_000)
@@ -311,6 +326,7 @@ async function main (): Promise<void> {
       harnessNode: process.version,
       postgres,
       database: dbServer.source,
+      serverMemory,
       loadAverage: load1
     },
     rows,

@@ -28,13 +28,19 @@ export interface StartOptions {
   port: number
   logFile: string
   cwd: string
+  /** Starts the process some other way (./vm-memory.ts: inside a memory cgroup). */
+  wrap?: Wrap
 }
 
+export type Wrap = (command: string, args: string[]) => { command: string, args: string[] }
+const unwrapped: Wrap = (command, args) => ({ command, args })
+
 /** Spawns `node args…` with exactly `env` (plus PATH and HOME), stdout and stderr appended to `logFile`. */
-export function start ({ name, node, args, env, port, logFile, cwd }: StartOptions): Child {
+export function start ({ name, node, args, env, port, logFile, cwd, wrap = unwrapped }: StartOptions): Child {
   const fd = openSync(logFile, 'a')
+  const launch = wrap(node, args)
   // stdin is a pipe so that our own servers can exit when the harness dies without cleaning up.
-  const child = spawn(node, args, {
+  const child = spawn(launch.command, launch.args, {
     cwd,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['pipe', fd, fd]
@@ -96,9 +102,10 @@ export function nodeVersion (node: string): string {
 }
 
 /** Runs `node args…` to completion (tracked like the servers) and returns what it printed on stdout. */
-export function runToCompletion (node: string, args: string[], { env, cwd, logFile }: { env: Record<string, string | undefined>, cwd: string, logFile: string }): Promise<string> {
+export function runToCompletion (node: string, args: string[], { env, cwd, logFile, wrap = unwrapped }: { env: Record<string, string | undefined>, cwd: string, logFile: string, wrap?: Wrap }): Promise<string> {
   const fd = openSync(logFile, 'a')
-  const child = spawn(node, args, { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', fd] })
+  const launch = wrap(node, args)
+  const child = spawn(launch.command, launch.args, { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', fd] })
   closeSync(fd)
   running.add(child)
   let stdout = ''

@@ -69,6 +69,8 @@ export interface Machine {
   harnessNode: string
   postgres: string
   database: string
+  /** What memory the servers saw: fly.toml's VM (a cgroup each), or this machine's. */
+  serverMemory?: string
   loadAverage: number
 }
 
@@ -143,7 +145,8 @@ export function renderMachine (report: Report): string {
     `Run of ${report.date} (${fixed(report.totalSeconds, 0)} s${settings.quick ? ', QUICK mode: not a valid measurement' : ''}):`,
     `${machine.cpu}, ${machine.cores} cores, ${fixed(machine.memoryGb, 1)} GB; ${machine.os}; servers on Node ${machine.node}` +
       (machine.harnessNode === machine.node ? '' : ` (harness on Node ${machine.harnessNode})`) +
-      `; PostgreSQL ${machine.postgres} (${machine.database}); 1-min load average at start ${fixed(machine.loadAverage, 2)}.`,
+      `; PostgreSQL ${machine.postgres} (${machine.database}); 1-min load average at start ${fixed(machine.loadAverage, 2)}.` +
+      (machine.serverMemory === undefined ? '' : ` Servers' memory: ${machine.serverMemory}.`),
     `Each scenario ran ${settings.durationS} s per round, ${settings.rounds} interleaved round(s); medians over the rounds, ` +
       'ratios are medians of the per-round ratios; ' +
       `${settings.connections} keep-alive connections for throughput, ${settings.signInConnections} for sign-in, ${settings.burstConnections} for the burst.`
