@@ -6,15 +6,23 @@ import * as OTPAuth from 'otpauth'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import { migrate } from '../src/auth/migrations.js'
-import { buildTestApp, TEST_SECRET } from './helpers/app.js'
+import { buildTestApp, freePort, TEST_SECRET } from './helpers/app.js'
 import { browserClient } from './helpers/browser-client.js'
 import { createTestDatabase, query } from './helpers/database.js'
+import { metricsScraper, value, type Sample } from './helpers/metrics.js'
 import { runCommand } from './helpers/process.js'
 
 // Distinctive, with a space, so the otpauth URI shows that APP_NAME (not Better Auth's default) is the issuer.
 const APP_NAME = 'Pond Security QA'
 const PASSWORD = 'correct horse battery'
-const { url, databaseUrl } = await buildTestApp(t, { listen: true, env: { APP_NAME } })
+// Metrics on: the two-factor sign-in is also counted (src/plugins/metrics.ts).
+const { app, url, databaseUrl } = await buildTestApp(t, { listen: true, env: { APP_NAME, METRICS_PORT: String(await freePort()) } })
+const scrapeMetrics = await metricsScraper(app)
+/** How each sign-in counter moved between two scrapes. */
+const signInsMoved = (before: Sample[], after: Sample[]) => Object.fromEntries(
+  [['email', 'failed'], ['email', 'two_factor_required'], ['two_factor', 'failed'], ['two_factor', 'succeeded']].map(([method, outcome]) =>
+    [`${method} ${outcome}`, value(after, 'pond_auth_sign_ins_total', { method: method!, outcome: outcome! }) -
+      value(before, 'pond_auth_sign_ins_total', { method: method!, outcome: outcome! })]))
 
 type Client = ReturnType<typeof browserClient>
 type Response = Awaited<ReturnType<Client['get']>>
@@ -184,6 +192,7 @@ t.test('two-factor: enrol with a real TOTP app, sign in in two steps, backup cod
 
   // Sign-in is now two steps.
   const sessionsBefore = await sessionCount(user.id)
+  const metricsBefore = await scrapeMetrics()
   const wrongPassword = await signIn(email, 'not my password')
   t.equal(wrongPassword.response.status, 401)
   t.equal(wrongPassword.response.json().code, 'INVALID_EMAIL_OR_PASSWORD', 'a wrong password says nothing about 2FA')
@@ -213,6 +222,9 @@ t.test('two-factor: enrol with a real TOTP app, sign in in two steps, backup cod
   t.equal(await meStatus(step1.browser), 200, 'signed in after the code')
   t.ok(await sessionCookie(step1.browser))
   t.equal(await sessionCount(user.id), sessionsBefore + 1)
+  t.same(signInsMoved(metricsBefore, await scrapeMetrics()), {
+    'email failed': 1, 'email two_factor_required': 1, 'two_factor failed': 1, 'two_factor succeeded': 1
+  }, 'metrics: the wrong password, the password step, the wrong code and the right one (a code with no challenge is no sign-in)')
 
   // RFC 6238 §5.2: a verifier should accept a code only once. Better Auth keeps no record of used codes, so whoever
   // also has the password can reuse a code seen in the last ~90 s (±1 period).
@@ -224,6 +236,7 @@ t.test('two-factor: enrol with a real TOTP app, sign in in two steps, backup cod
 
   // A backup code replaces the TOTP code, once.
   const [firstBackup, secondBackup] = backupCodes
+  const metricsBeforeBackup = await scrapeMetrics()
   const lostPhone = await signIn(email)
   t.equal(lostPhone.response.json().twoFactorRedirect, true)
   const useBackup = await lostPhone.browser.post('/api/auth/two-factor/verify-backup-code', { code: firstBackup })
@@ -239,6 +252,9 @@ t.test('two-factor: enrol with a real TOTP app, sign in in two steps, backup cod
   const next = await again.browser.post('/api/auth/two-factor/verify-backup-code', { code: secondBackup })
   t.equal(next.status, 200, 'the other codes still work, after a failed attempt on the same challenge')
   t.equal(await meStatus(again.browser), 200)
+  t.same(signInsMoved(metricsBeforeBackup, await scrapeMetrics()), {
+    'email failed': 0, 'email two_factor_required': 2, 'two_factor failed': 1, 'two_factor succeeded': 2
+  }, 'metrics: backup codes count as second steps too')
 
   // Disable: needs the password; sign-in is one step again.
   const badDisable = await browser.post('/api/auth/two-factor/disable', { password: 'not my password' })

@@ -5,30 +5,9 @@ import { RATE_LIMITS } from '../src/auth/create-auth.js'
 import { ConfigError, loadConfig } from '../src/config/index.js'
 import { buildTestApp, freePort, TRUSTED_ORIGIN } from './helpers/app.js'
 import { browserClient } from './helpers/browser-client.js'
+import { parseExposition, value } from './helpers/metrics.js'
 
 const SIGN_IN_MAX = RATE_LIMITS.customRules['/sign-in/*'].max
-
-interface Sample { name: string, labels: Record<string, string>, value: number }
-
-/** The samples of Prometheus's text format (no escaped quotes in our label values). */
-function parseExposition (text: string): Sample[] {
-  const samples: Sample[] = []
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line)
-    if (match === null) throw new Error(`not a sample line: ${line}`)
-    const labels = Object.fromEntries([...(match[2] ?? '').matchAll(/([a-zA-Z_]\w*)="([^"]*)"/g)].map((m) => [m[1], m[2]]))
-    samples.push({ name: match[1]!, labels, value: Number(match[3]) })
-  }
-  return samples
-}
-
-/** The sum of the samples named `name` whose labels include `labels`. */
-function value (samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  return samples
-    .filter((s) => s.name === name && Object.entries(labels).every(([key, v]) => s.labels[key] === v))
-    .reduce((sum, s) => sum + s.value, 0)
-}
 
 t.test('METRICS_PORT must not be the public PORT', async (t) => {
   t.throws(() => loadConfig({ env: { PORT: '4000', METRICS_PORT: '4000' } }), ConfigError)

@@ -1,8 +1,9 @@
 import { createHash, generateKeyPairSync } from 'node:crypto'
 import t from 'tap'
-import { buildTestApp, TRUSTED_ORIGIN, UNTRUSTED_ORIGIN } from './helpers/app.js'
+import { buildTestApp, freePort, TRUSTED_ORIGIN, UNTRUSTED_ORIGIN } from './helpers/app.js'
 import { browserClient } from './helpers/browser-client.js'
 import { query } from './helpers/database.js'
+import { metricsScraper, value } from './helpers/metrics.js'
 import {
   fakeOAuthProviders, GITHUB_APP, GOOGLE_APP, navigateFrom, SOCIAL_ENV, type GitHubUser, type GoogleUser
 } from './helpers/oauth-providers.js'
@@ -10,7 +11,9 @@ import {
 // GitHub's and Google's servers are faked at the HTTP layer; everything else (our server, Better Auth,
 // PostgreSQL, the browser's cookies) is real.
 const providers = fakeOAuthProviders(t)
-const { url, databaseUrl, rawLogs } = await buildTestApp(t, { listen: true, env: SOCIAL_ENV })
+// Metrics on: social sign-ins are counted at the callback (src/plugins/metrics.ts).
+const { app, url, databaseUrl, rawLogs } = await buildTestApp(t, { listen: true, env: { ...SOCIAL_ENV, METRICS_PORT: String(await freePort()) } })
+const scrapeMetrics = await metricsScraper(app)
 
 const AFTER = `${TRUSTED_ORIGIN}/after`
 const FAILED = `${TRUSTED_ORIGIN}/sign-in-failed`
@@ -154,6 +157,7 @@ t.test('GitHub: the callback exchanges the code, creates the user and its accoun
   }
   const usersBefore = await count('"user"')
   const seen = providers.requests.length
+  const metricsBefore = await scrapeMetrics()
   const { browser, authorizationUrl, callbackUrl, result } = await signInWith('github', octo)
 
   t.equal(callbackUrl.split('?')[0], `${url}/api/auth/callback/github`)
@@ -220,6 +224,11 @@ t.test('GitHub: the callback exchanges the code, creates the user and its accoun
     'SELECT type, detail FROM audit_event WHERE "userId" = $1 ORDER BY "createdAt", id', [userId])
   t.same(events.map((event) => [event.type, event.detail.method]),
     [['sign_up', 'github'], ['sign_in.succeeded', 'github'], ['sign_in.succeeded', 'github']])
+  // And the metrics: two social sign-ins, and the replay as a failed one.
+  const metricsAfter = await scrapeMetrics()
+  const moved = (outcome: string) => value(metricsAfter, 'pond_auth_sign_ins_total', { method: 'social', outcome }) -
+    value(metricsBefore, 'pond_auth_sign_ins_total', { method: 'social', outcome })
+  t.same({ succeeded: moved('succeeded'), failed: moved('failed') }, { succeeded: 2, failed: 1 })
 })
 
 t.test('Google: the callback exchanges the code (PKCE), reads the id_token, creates the user and signs in', async (t) => {
