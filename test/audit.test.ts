@@ -345,3 +345,35 @@ t.test('a new app prunes at start with its own AUDIT_RETENTION_DAYS', async (t: 
   t.same((await query(databaseUrl, 'SELECT id FROM audit_event WHERE id = \'week-old\'')).rows, [])
   t.same((await query(databaseUrl, 'SELECT id FROM audit_event WHERE id = \'day-old\'')).rows, [{ id: 'day-old' }], 'newer events stay')
 })
+
+t.test('an audit write still waiting for a connection when the app closes is written before the pool ends', async (t: Test) => {
+  const own = await buildTestApp(t, {})
+  const pool = own.app.pg
+  // Every connection but one is busy, and the table is locked: the sign-up's first event blocks that one connection,
+  // so its second event waits in the pool's queue. The request answers anyway (it waits 0.5 s per event at most).
+  const held = await Promise.all(Array.from({ length: pool.options.max - 1 }, () => pool.connect()))
+  const locker = await pool.connect()
+  const lockHolder = new (await import('pg')).default.Client({ connectionString: own.databaseUrl })
+  await lockHolder.connect()
+  t.teardown(() => lockHolder.end())
+  await lockHolder.query('BEGIN; LOCK TABLE audit_event IN ACCESS EXCLUSIVE MODE')
+  locker.release()
+  const signUp = await own.app.inject({
+    method: 'POST',
+    url: '/api/auth/sign-up/email',
+    headers: { origin: TRUSTED_ORIGIN, 'content-type': 'application/json' },
+    payload: { email: 'closing@example.com', password: PASSWORD, name: 'Closing' }
+  })
+  t.equal(signUp.statusCode, 200, 'the sign-up answers')
+  t.equal(pool.waitingCount, 1, 'the second event waits for a connection')
+
+  // Closing starts; then the busy connections come back and the lock goes, as they would under load.
+  const closed = own.app.close()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  for (const client of held) client.release()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  await lockHolder.query('COMMIT')
+  await closed
+  const { rows } = await query(own.databaseUrl, 'SELECT type FROM audit_event ORDER BY "createdAt"')
+  t.same(rows.map((row) => row.type), ['sign_up', 'sign_in.succeeded'], 'both events were written')
+})

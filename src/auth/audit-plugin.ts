@@ -72,16 +72,22 @@ const schema = {
   }
 } satisfies BetterAuthPlugin['schema']
 
-/** Writes events. A failed write is logged (type and error only) and never reaches the request it describes. */
-export function createAuditWriter (pool: Pool, log?: FastifyBaseLogger) {
+/**
+ * Writes events. A failed write is logged (type and error only) and never reaches the request it describes. Writes
+ * still running are in `pending`: a write left queued when the pool ends would never settle, so closing waits for
+ * them first (src/plugins/auth.ts).
+ */
+export function createAuditWriter (pool: Pool, log?: FastifyBaseLogger, pending = new Set<Promise<void>>()) {
   return async function record (event: AuditEvent, request: { ipAddress: string | null, userAgent: string | null }) {
-    const write = pool.query(
+    const write: Promise<void> = pool.query(
       `INSERT INTO ${AUDIT_TABLE} (id, type, "userId", "createdAt", "ipAddress", "userAgent", detail)
        VALUES ($1, $2, $3, clock_timestamp(), $4, $5, $6::jsonb)`,
       [randomUUID(), event.type, event.userId, request.ipAddress, request.userAgent, JSON.stringify(event.detail ?? {})]
     ).then(() => {}, (error: Error & { code?: string }) => {
       requestLog(log)?.error({ err: { code: error.code, message: error.message }, auditEvent: event.type }, 'audit event not written')
     })
+    pending.add(write)
+    void write.finally(() => pending.delete(write))
     let timer: NodeJS.Timeout | undefined
     await Promise.race([write, new Promise<void>((resolve) => { timer = setTimeout(resolve, WRITE_WAIT_MS).unref() })])
     clearTimeout(timer)
@@ -177,10 +183,12 @@ type WatchedChange = Partial<Record<typeof WATCHED_USER_FIELDS[number], unknown>
 export interface AuditTrailOptions {
   pool: Pool
   log?: FastifyBaseLogger
+  /** Where writes still running are kept (see createAuditWriter). */
+  pendingWrites?: Set<Promise<void>>
 }
 
-export function auditTrail ({ pool, log }: AuditTrailOptions) {
-  const write = createAuditWriter(pool, log)
+export function auditTrail ({ pool, log, pendingWrites }: AuditTrailOptions) {
+  const write = createAuditWriter(pool, log, pendingWrites)
   // Updates of one request run one after the other, so before/after pair up in order. Keyed by the request's
   // AuthContext; calls outside any request share one queue.
   const pendingUpdates = new WeakMap<object, WatchedChange[]>()

@@ -52,6 +52,8 @@ export interface CreateAuthOptions {
   mailer?: Mailer
   /** Redis, when REDIS_URL is set (the server passes it; the schema does not depend on it). */
   secondaryStorage?: SecondaryStorage
+  /** Audit writes still running, for the server to wait for before its pool ends. */
+  pendingAuditWrites?: Set<Promise<void>>
 }
 
 type AuthConfig = Pick<Config, 'auth' | 'app' | 'rateLimit' | 'redisUrl'>
@@ -60,7 +62,7 @@ type AuthConfig = Pick<Config, 'auth' | 'app' | 'rateLimit' | 'redisUrl'>
  * The one Better Auth instance, built from the configuration. The server, `pnpm migrate` and
  * better-auth.config.ts (Better Auth's CLI) all call this, so they agree on options, plugins and therefore schema.
  */
-export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secondaryStorage }: CreateAuthOptions = {}) {
+export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secondaryStorage, pendingAuditWrites }: CreateAuthOptions = {}) {
   const { app } = config
   const toFrontend = (url: string, path: string) => frontendLink(url, path, app.frontendURL)
 
@@ -148,7 +150,7 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
       admin(),
       // /api/auth/open-api/generate-schema and /api/auth/reference
       openAPI(),
-      auditTrail({ pool, log })
+      auditTrail({ pool, log, pendingWrites: pendingAuditWrites })
     ],
     hooks: { before: acceptPreviousSecrets(config.auth.secrets) },
     telemetry: { enabled: false },

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import nodemailer from 'nodemailer'
 import type { Config } from '../config/index.js'
 import { requestLog, withoutAddresses } from '../logger.js'
+import { settleWithin } from '../settle-within.js'
 
 export interface MailMessage {
   to: string
@@ -21,6 +22,9 @@ export interface Mailer {
   /** Waits for queued messages (up to `timeoutMs`), then closes the transport. */
   close: (timeoutMs?: number) => Promise<void>
 }
+
+/** How long closing waits for mail still being sent: its share of the shutdown (src/server.ts). */
+export const MAIL_CLOSE_WAIT_MS = 4_000
 
 /** MAIL_TRANSPORT=console writes the message to the log (development); smtp sends it through nodemailer. */
 export function createMailer (config: Pick<Config, 'mail'>, log: FastifyBaseLogger): Mailer {
@@ -54,11 +58,8 @@ export function createMailer (config: Pick<Config, 'mail'>, log: FastifyBaseLogg
       }).finally(() => pending.delete(delivery))
       pending.add(delivery)
     },
-    async close (timeoutMs = 5_000) {
-      let timer: NodeJS.Timeout | undefined
-      const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })
-      await Promise.race([Promise.allSettled([...pending]), timeout])
-      clearTimeout(timer)
+    async close (timeoutMs = MAIL_CLOSE_WAIT_MS) {
+      await settleWithin(pending, timeoutMs)
       if (pending.size > 0) log.warn({ count: pending.size }, 'closing with mail still being sent')
       transport?.close()
     }

@@ -6,6 +6,7 @@ import { createAuth, type Auth } from '../auth/create-auth.js'
 import { migrate } from '../auth/migrations.js'
 import { lowerThreadPoolPriority } from '../auth/password-hashing.js'
 import { createSessionReader, type ReadSession, type SessionWithUser } from '../auth/session-reader.js'
+import { settleWithin } from '../settle-within.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -20,13 +21,24 @@ declare module 'fastify' {
   }
 }
 
+/** How long closing waits for audit writes still running: its share of the shutdown (src/server.ts). */
+export const AUDIT_CLOSE_WAIT_MS = 1_000
+
 export default fp(async function authPlugin (app) {
+  const pendingAuditWrites = new Set<Promise<void>>()
   const auth = createAuth(app.config, app.pg, {
     log: app.log,
     mailer: app.mailer,
-    secondaryStorage: app.config.redisUrl === undefined ? undefined : await redisSecondaryStorage(app.config.redisUrl, app)
+    secondaryStorage: app.config.redisUrl === undefined ? undefined : await redisSecondaryStorage(app.config.redisUrl, app),
+    pendingAuditWrites
   })
   app.decorate('auth', auth)
+  // Before the pool ends (this plugin closes before the db plugin): a write still queued then would be lost.
+  app.addHook('onClose', async () => {
+    if (!await settleWithin(pendingAuditWrites, AUDIT_CLOSE_WAIT_MS)) {
+      app.log.warn({ count: pendingAuditWrites.size }, 'closing with audit events still being written')
+    }
+  })
   try {
     const lowered = await lowerThreadPoolPriority()
     app.log.debug({ threads: lowered.length }, 'thread pool below the event loop\'s priority')

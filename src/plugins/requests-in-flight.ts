@@ -1,8 +1,9 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
+import { settleWithin } from '../settle-within.js'
 
-/** How long closing waits for requests whose clients have gone; shorter than the server's shutdown delay. */
-export const DRAIN_TIMEOUT_MS = 5_000
+/** How long closing waits for requests whose clients have gone: its share of the shutdown (src/server.ts). */
+export const DRAIN_TIMEOUT_MS = 3_000
 
 /**
  * Fastify's close waits for open connections, not for handlers whose client has hung up: an abandoned sign-up still
@@ -29,12 +30,7 @@ export default fp(async function requestsInFlightPlugin (app) {
   app.addHook('onClose', async () => {
     if (count === 0) return
     app.log.info({ requests: count }, 'waiting for requests whose clients have gone')
-    let timer: NodeJS.Timeout | undefined
-    const finished = await Promise.race([
-      new Promise<true>((resolve) => { onDrained = () => resolve(true) }),
-      new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), DRAIN_TIMEOUT_MS) })
-    ])
-    clearTimeout(timer)
-    if (!finished) app.log.warn({ requests: count }, `requests still running after ${DRAIN_TIMEOUT_MS} ms: closing anyway`)
+    const drained = new Promise<void>((resolve) => { onDrained = resolve })
+    if (!await settleWithin([drained], DRAIN_TIMEOUT_MS)) app.log.warn({ requests: count }, `requests still running after ${DRAIN_TIMEOUT_MS} ms: closing anyway`)
   })
 }, { name: 'requests-in-flight', dependencies: ['db', 'mailer'], fastify: '5.x' })
