@@ -207,9 +207,9 @@ t.test('the runtime CMD serves a sign-up and exits 0 on SIGTERM', async (t) => {
   t.notMatch(signUp.headers.get('set-cookie') ?? '', /session_token=/, 'no session before the email is verified (production default)')
   t.equal(JSON.parse(body).user?.email, 'image@example.com', 'the user was created')
 
-  // Hashing threads yield to the event loop (src/auth/password-hashing.ts): Node 22 and later name libuv's threads.
+  // Hashing threads yield to the event loop (src/auth/password-hashing.ts): Node 24 and later name libuv's threads.
   const poolThreads = threadsOf(server.child.pid!).filter((thread) => thread.name === 'libuv-worker')
-  if (Number(process.versions.node.split('.')[0]) >= 22) {
+  if (Number(process.versions.node.split('.')[0]) >= 24) {
     t.ok(poolThreads.length >= 4, `libuv's pool threads are there (${poolThreads.length})`)
     t.same(poolThreads.map((thread) => thread.nice), poolThreads.map(() => POOL_THREAD_NICENESS), 'each at a lower priority')
     t.same(threadsOf(server.child.pid!).filter((thread) => thread.name.includes('MainThread')).map((thread) => thread.nice), [0],

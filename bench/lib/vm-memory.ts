@@ -1,8 +1,10 @@
 // Fly runs pond-backend on a VM with fly.toml's [[vm]] memory, and Node sizes V8's heap from the memory it has: the
 // machine's, or a cgroup's limit when that is lower. On a large bench machine V8 would size its heap for that machine
 // instead (a 4 GB heap limit on 24 GB, 268 MB on 512 MB), and the memory figures would describe a server Fly never
-// runs. So, where the harness may create memory cgroups (root, cgroup v1 or v2), each server process runs in a cgroup
-// of its own, limited to the VM's memory: what the process sees is what it would see on the VM.
+// runs. So, where the harness may create memory cgroups, each server process runs in a cgroup of its own, limited to
+// the VM's memory: what the process sees is what it would see on the VM. That takes root and cgroup v1's memory
+// controller, or v2 from a cgroup whose children may get the memory controller (v2 refuses it below a cgroup that
+// holds processes, such as a systemd session's): elsewhere the servers run unconstrained.
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse as parseToml } from 'smol-toml'
@@ -38,6 +40,13 @@ export function vmMemory (flyToml: string): VmMemory | { reason: string } {
     rmdirSync(createCgroup())
     created.pop()
   } catch (error) {
+    for (const dir of created.splice(0)) {
+      try {
+        rmdirSync(dir)
+      } catch {
+        // Already gone.
+      }
+    }
     return { reason: `cannot create a memory cgroup under ${parent} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` }
   }
   return {

@@ -56,7 +56,7 @@ export const POOL_THREAD_NICENESS = 10
  * 2 cores instead of ~1; docs/BENCHMARKS.md). At a lower priority the pool threads yield to the event loop, and
  * hashing still gets every cycle the event loop does not use. The pool also runs file, DNS and WebCrypto jobs: they
  * too wait only when the CPU is saturated. Linux only, and only where Node names its pool threads "libuv-worker"
- * (Node 22 and later; production runs 26). Returns the thread ids lowered.
+ * (Node 24 and later; production runs 26). Returns the thread ids lowered.
  */
 export async function lowerThreadPoolPriority (): Promise<number[]> {
   if (process.platform !== 'linux') return []
