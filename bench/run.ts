@@ -1,15 +1,16 @@
 // `pnpm bench` (after `pnpm build`): the numbers of issue 6, measured side by side in one run. See docs/BENCHMARKS.md.
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, release, totalmem, type } from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { hashPassword } from 'better-auth/crypto'
+import { runtimeEnv } from '../test/helpers/dockerfile.js'
 import { startMailServer } from '../test/helpers/mail-server.js'
 import { createDatabase, dropDatabase, openServer, seedUsers, serverVersion } from './lib/database.js'
 import { clientHeaders, runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
 import { freePort, nodeVersion, runToCompletion, start, stopAll, waitFor200, type Child, type Wrap } from './lib/processes.js'
-import { median, pairedRatio, renderMachine, renderTables, renderWarnings, summarize, updateDocs, formatMs, formatRatio, formatRps, type Report, type Row, type Target } from './lib/report.js'
+import { median, pairedRatio, renderReport, summarize, updateDocs, formatMs, formatRatio, formatRps, type Report, type Row, type Target } from './lib/report.js'
 import { peakMb, resetPeak, rssMb, sampleRss } from './lib/rss.js'
 import { vmMemory } from './lib/vm-memory.js'
 
@@ -82,7 +83,8 @@ async function main (): Promise<void> {
   const database = await createDatabase(dbServer.adminUrl)
   cleanups.push(() => dropDatabase(dbServer.adminUrl, database.name))
   const postgres = await serverVersion(database.url)
-  say(`Database ${database.name} on ${dbServer.source} (PostgreSQL ${postgres}); servers on Node ${nodeVersion(NODE)}`)
+  const serverNode = nodeVersion(NODE)
+  say(`Database ${database.name} on ${dbServer.source} (PostgreSQL ${postgres}); servers on Node ${serverNode}`)
 
   // Each server sees the memory of fly.toml's VM, as on Fly (./lib/vm-memory.ts), where this machine allows it.
   const vm = vmMemory(join(root, 'fly.toml'))
@@ -101,7 +103,7 @@ async function main (): Promise<void> {
   const mail = await startMailServer({ teardown: (fn) => { cleanups.push(fn) } })
   const secret = randomBytes(32).toString('base64url')
   // The image's own ENV lines first, then this run's.
-  const image = imageEnv(join(root, 'Dockerfile'))
+  const image = runtimeEnv(join(root, 'Dockerfile'))
   const productionEnv = (port: number, extra: Record<string, string> = {}) => ({
     ...image,
     NODE_ENV: 'production',
@@ -322,7 +324,7 @@ async function main (): Promise<void> {
       cores,
       memoryGb: totalmem() / 2 ** 30,
       os: `${type()} ${release()}`,
-      node: nodeVersion(NODE),
+      node: serverNode,
       harnessNode: process.version,
       postgres,
       database: dbServer.source,
@@ -344,7 +346,7 @@ async function main (): Promise<void> {
     warnings,
     totalSeconds: (Date.now() - began) / 1000
   }
-  const markdown = [renderMachine(report), '', renderTables(report), '', renderWarnings(report)].join('\n').trim() + '\n'
+  const markdown = renderReport(report)
   writeFileSync(join(resultsDir, 'latest.json'), JSON.stringify(report, null, 2) + '\n')
   writeFileSync(join(resultsDir, 'latest.md'), markdown)
   say(`\n${markdown}`)
@@ -371,14 +373,4 @@ try {
 } finally {
   await cleanUp()
   say('Servers stopped, database dropped.')
-}
-
-/** The runtime stage's `ENV NAME=value` lines of the Dockerfile: the service runs here as the image runs it. */
-function imageEnv (dockerfile: string): Record<string, string> {
-  const lines = readFileSync(dockerfile, 'utf8').split('\n')
-  const runtime = lines.slice(lines.findLastIndex((line) => /^FROM\s/i.test(line)))
-  return Object.fromEntries(runtime.flatMap((line) => {
-    const match = /^ENV\s+([A-Za-z_][A-Za-z0-9_]*)=(\S*)\s*$/.exec(line)
-    return match === null ? [] : [[match[1]!, match[2]!]]
-  }))
 }

@@ -1,5 +1,6 @@
 // The process: logger, listen, signals. The application itself is built by ./app.ts.
 import { buildApp } from './app.js'
+import { lowerThreadPoolPriority } from './auth/password-hashing.js'
 import { ConfigError } from './config/index.js'
 import { EmbeddedPostgresError } from './db/embedded-postgres.js'
 import { loggerOptions } from './logger.js'
@@ -25,6 +26,15 @@ async function main () {
       process.exit(1)
     }
     throw error
+  }
+
+  // The process's thread pool, once: hashing yields to the event loop (./auth/password-hashing.ts).
+  try {
+    const lowered = await lowerThreadPoolPriority()
+    app.log.debug({ threads: lowered.length }, 'thread pool below the event loop\'s priority')
+  } catch (error) {
+    // Only latency under load depends on it: the service works without.
+    app.log.warn({ err: error }, 'could not lower the thread pool\'s priority')
   }
 
   // One graceful close per process. A terminal's Ctrl-C reaches both `node --watch` and this process, which then

@@ -9,7 +9,7 @@ import { migrate } from '../src/auth/migrations.js'
 import { buildTestApp, freePort, TEST_SECRET } from './helpers/app.js'
 import { browserClient } from './helpers/browser-client.js'
 import { createTestDatabase, query } from './helpers/database.js'
-import { metricsScraper, value, type Sample } from './helpers/metrics.js'
+import { metricsScraper, moved, type Sample } from './helpers/metrics.js'
 import { runCommand } from './helpers/process.js'
 
 // Distinctive, with a space, so the otpauth URI shows that APP_NAME (not Better Auth's default) is the issuer.
@@ -21,8 +21,7 @@ const scrapeMetrics = await metricsScraper(app)
 /** How each sign-in counter moved between two scrapes. */
 const signInsMoved = (before: Sample[], after: Sample[]) => Object.fromEntries(
   [['email', 'failed'], ['email', 'two_factor_required'], ['two_factor', 'failed'], ['two_factor', 'succeeded']].map(([method, outcome]) =>
-    [`${method} ${outcome}`, value(after, 'pond_auth_sign_ins_total', { method: method!, outcome: outcome! }) -
-      value(before, 'pond_auth_sign_ins_total', { method: method!, outcome: outcome! })]))
+    [`${method} ${outcome}`, moved(before, after, 'pond_auth_sign_ins_total', { method: method!, outcome: outcome! })]))
 
 type Client = ReturnType<typeof browserClient>
 type Response = Awaited<ReturnType<Client['get']>>

@@ -8,12 +8,13 @@ import { cpSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, posix } from 'node:path'
 import t from 'tap'
-import { DockerfileParser, From, JSONInstruction, ModifiableInstruction, Env, type Instruction } from 'dockerfile-ast'
+import { DockerfileParser, JSONInstruction, ModifiableInstruction, type Instruction } from 'dockerfile-ast'
 import { parse as parseToml } from 'smol-toml'
 import { projectRoot } from '../src/config/index.js'
 import { POOL_THREAD_NICENESS } from '../src/auth/password-hashing.js'
 import { freePort, TEST_SECRET, TRUSTED_ORIGIN } from './helpers/app.js'
 import { createTestDatabase } from './helpers/database.js'
+import { splitStages, stageByName as findStage, stageEnv, type Stage } from './helpers/dockerfile.js'
 import { runCommand, spawnServer } from './helpers/process.js'
 
 const dockerfileText = readFileSync(join(projectRoot, 'Dockerfile'), 'utf8')
@@ -38,16 +39,9 @@ interface FlyToml {
   }
 }
 
-interface Stage {
-  name: string
-  /** The FROM image, or the earlier stage this one continues. */
-  from: string
-  instructions: Instruction[]
-}
-
 const stages = splitStages(dockerfile.getInstructions())
 const runtime = stages.at(-1)!
-const runtimeEnv = stageEnv(runtime)
+const runtimeEnv = stageEnv(stages, runtime)
 // What the image runs; a shell-form CMD is reported by the first test instead of breaking the whole file.
 let runtimeCmd: string[] = []
 let runtimeCmdProblem: string | undefined
@@ -208,11 +202,12 @@ t.test('the runtime CMD serves a sign-up and exits 0 on SIGTERM', async (t) => {
   t.equal(JSON.parse(body).user?.email, 'image@example.com', 'the user was created')
 
   // Hashing threads yield to the event loop (src/auth/password-hashing.ts): Node 24 and later name libuv's threads.
-  const poolThreads = threadsOf(server.child.pid!).filter((thread) => thread.name === 'libuv-worker')
+  const threads = threadsOf(server.child.pid!)
+  const poolThreads = threads.filter((thread) => thread.name === 'libuv-worker')
   if (Number(process.versions.node.split('.')[0]) >= 24) {
     t.ok(poolThreads.length >= 4, `libuv's pool threads are there (${poolThreads.length})`)
     t.same(poolThreads.map((thread) => thread.nice), poolThreads.map(() => POOL_THREAD_NICENESS), 'each at a lower priority')
-    t.same(threadsOf(server.child.pid!).filter((thread) => thread.name.includes('MainThread')).map((thread) => thread.nice), [0],
+    t.same(threads.filter((thread) => thread.name.includes('MainThread')).map((thread) => thread.nice), [0],
       'the event loop\'s thread keeps the normal priority')
   } else {
     t.comment(`Node ${process.version} does not name its pool threads: their priority is left as it is`)
@@ -242,34 +237,12 @@ function threadsOf (pid: number) {
 // ---------------------------------------------------------------------------------------------------------------
 // The Dockerfile, read with dockerfile-ast.
 
-function splitStages (instructions: Instruction[]): Stage[] {
-  const result: Stage[] = []
-  for (const instruction of instructions) {
-    if (instruction instanceof From) {
-      result.push({ name: instruction.getBuildStage() ?? String(result.length), from: instruction.getImage() ?? '', instructions: [] })
-    } else if (result.length > 0) {
-      result.at(-1)!.instructions.push(instruction) // ARGs before the first FROM only parameterise the FROMs
-    }
-  }
-  return result
-}
-
 function stageByName (name: string): Stage | undefined {
-  return stages.find((stage) => stage.name.toLowerCase() === name.toLowerCase())
+  return findStage(stages, name)
 }
 
 function last (stage: Stage, keyword: string): Instruction | undefined {
   return stage.instructions.filter((i) => i.getKeyword() === keyword).at(-1)
-}
-
-/** ENV of a stage, inherited from the stage it continues. */
-function stageEnv (stage: Stage): Record<string, string> {
-  const parent = stageByName(stage.from)
-  const env: Record<string, string> = parent !== undefined && parent !== stage ? stageEnv(parent) : {}
-  for (const instruction of stage.instructions) {
-    if (instruction instanceof Env) for (const p of instruction.getProperties()) env[p.getName()] = p.getUnescapedValue() ?? ''
-  }
-  return env
 }
 
 /** CMD or ENTRYPOINT as an argument list (exec form only: a shell form would put sh between Fly and node). */
@@ -333,7 +306,7 @@ async function replay (t: Test, all: Stage[], { context, temp }: { context: stri
     mkdirSync(root, { recursive: true })
     const current: BuiltStage = { root, workdir, workdirPath: () => join(current.root, current.workdir) }
     built.set(stage.name, current)
-    const env = stageEnv(stage)
+    const env = stageEnv(stages, stage)
 
     for (const instruction of stage.instructions) {
       const keyword = instruction.getKeyword()

@@ -81,9 +81,7 @@ t.test('SIGTERM under load: every request in flight gets its normal answer, and 
     return { answer, finish: () => req.end(body.slice(20)) }
   })
   // The server has received all 20 (it logs each request once its headers are in).
-  const received = () => server.output().split('\n').filter((line) => line.includes('"url":"/api/auth/sign-up/email"')).length
-  for (const deadline = Date.now() + 10_000; received() < 20 && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 20))
-  t.equal(received(), 20, 'all 20 requests reached the server')
+  t.equal(await signUpsReceived(server, 20), 20, 'all 20 requests reached the server')
 
   const signalledAt = Date.now()
   server.child.kill('SIGTERM')
@@ -120,9 +118,7 @@ t.test('SIGTERM after clients gave up: their sign-ups still finish, audit events
     req.end(body)
     return req
   })
-  const received = () => server.output().split('\n').filter((line) => line.includes('"url":"/api/auth/sign-up/email"')).length
-  for (const deadline = Date.now() + 10_000; received() < emails.length && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 5))
-  t.equal(received(), emails.length, 'every sign-up reached the server')
+  t.equal(await signUpsReceived(server, emails.length), emails.length, 'every sign-up reached the server')
   for (const req of abandoned) req.destroy()
   server.child.kill('SIGTERM')
 
@@ -136,3 +132,10 @@ t.test('SIGTERM after clients gave up: their sign-ups still finish, audit events
   t.equal(events.rows[0].count, emails.length, 'and its audit event')
   t.same(mailServer.messages.flatMap((mail) => mail.to).sort(), emails.slice().sort(), 'and its verification mail')
 })
+
+/** How many sign-ups the server has received (it logs each once its headers are in), waiting up to 10 s for `expected`. */
+async function signUpsReceived (server: { output: () => string }, expected: number): Promise<number> {
+  const received = () => server.output().split('\n').filter((line) => line.includes('"url":"/api/auth/sign-up/email"')).length
+  for (const deadline = Date.now() + 10_000; received() < expected && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 5))
+  return received()
+}

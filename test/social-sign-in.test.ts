@@ -3,7 +3,7 @@ import t from 'tap'
 import { buildTestApp, freePort, TRUSTED_ORIGIN, UNTRUSTED_ORIGIN } from './helpers/app.js'
 import { browserClient } from './helpers/browser-client.js'
 import { query } from './helpers/database.js'
-import { metricsScraper, value } from './helpers/metrics.js'
+import { metricsScraper, moved } from './helpers/metrics.js'
 import {
   fakeOAuthProviders, GITHUB_APP, GOOGLE_APP, navigateFrom, SOCIAL_ENV, type GitHubUser, type GoogleUser
 } from './helpers/oauth-providers.js'
@@ -226,9 +226,8 @@ t.test('GitHub: the callback exchanges the code, creates the user and its accoun
     [['sign_up', 'github'], ['sign_in.succeeded', 'github'], ['sign_in.succeeded', 'github']])
   // And the metrics: two social sign-ins, and the replay as a failed one.
   const metricsAfter = await scrapeMetrics()
-  const moved = (outcome: string) => value(metricsAfter, 'pond_auth_sign_ins_total', { method: 'social', outcome }) -
-    value(metricsBefore, 'pond_auth_sign_ins_total', { method: 'social', outcome })
-  t.same({ succeeded: moved('succeeded'), failed: moved('failed') }, { succeeded: 2, failed: 1 })
+  const social = (outcome: string) => moved(metricsBefore, metricsAfter, 'pond_auth_sign_ins_total', { method: 'social', outcome })
+  t.same({ succeeded: social('succeeded'), failed: social('failed') }, { succeeded: 2, failed: 1 })
 })
 
 t.test('Google: the callback exchanges the code (PKCE), reads the id_token, creates the user and signs in', async (t) => {

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import pg from 'pg'
 import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.js'
+import { query } from '../../test/helpers/database.js'
 
 export const DEFAULT_SERVER_URL = 'postgres://postgres@127.0.0.1:5432/postgres'
 
@@ -42,20 +43,10 @@ export async function openServer (projectRoot: string, say: (line: string) => vo
   return { adminUrl: embedded.url, source: 'embedded PostgreSQL', stop: embedded.stop }
 }
 
-export async function withClient<T> (url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return await fn(client)
-  } finally {
-    await client.end()
-  }
-}
-
 /** Creates an empty database and returns its name and URL. */
 export async function createDatabase (adminUrl: string): Promise<{ name: string, url: string }> {
   const name = `pond_bench_${randomBytes(6).toString('hex')}`
-  await withClient(adminUrl, (client) => client.query(`CREATE DATABASE ${name}`))
+  await query(adminUrl, `CREATE DATABASE ${name}`)
   const url = new URL(adminUrl)
   url.pathname = `/${name}`
   return { name, url: url.toString() }
@@ -63,11 +54,11 @@ export async function createDatabase (adminUrl: string): Promise<{ name: string,
 
 /** Drops the database even while connections remain (PostgreSQL 13+). */
 export async function dropDatabase (adminUrl: string, name: string): Promise<void> {
-  await withClient(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
+  await query(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
 }
 
 export async function serverVersion (url: string): Promise<string> {
-  return withClient(url, async (client) => (await client.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version)
+  return (await query(url, 'SHOW server_version')).rows[0].server_version as string
 }
 
 export interface SeedUser { email: string }
@@ -82,16 +73,14 @@ export async function seedUsers (url: string, count: number, passwordHash: strin
     accountId: randomBytes(16).toString('base64url'),
     email: `bench-${i}@pond.example`
   }))
-  await withClient(url, async (client) => {
-    await client.query(`
+  await query(url, `
       INSERT INTO "user" (id, name, email, "emailVerified", "createdAt", "updatedAt")
       SELECT id, 'Bench user', email, true, now(), now() FROM unnest($1::text[], $2::text[]) AS u(id, email)`,
     [users.map((user) => user.id), users.map((user) => user.email)])
-    await client.query(`
+  await query(url, `
       INSERT INTO account (id, "accountId", "providerId", "userId", password, "createdAt", "updatedAt")
       SELECT a.id, u.id, 'credential', u.id, $3, now(), now() FROM unnest($1::text[], $2::text[]) AS a(id, "userId")
       JOIN "user" u ON u.id = a."userId"`,
     [users.map((user) => user.accountId), users.map((user) => user.id), passwordHash])
-  })
   return users.map(({ email }) => ({ email }))
 }

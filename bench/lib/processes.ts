@@ -35,39 +35,46 @@ export interface StartOptions {
 export type Wrap = (command: string, args: string[]) => { command: string, args: string[] }
 const unwrapped: Wrap = (command, args) => ({ command, args })
 
-/** Spawns `node args…` with exactly `env` (plus PATH and HOME), stdout and stderr appended to `logFile`. */
-export function start ({ name, node, args, env, port, logFile, cwd, wrap = unwrapped }: StartOptions): Child {
+/**
+ * Spawns `node args…` (through `wrap`) with exactly `env` (plus PATH and HOME), stderr (and stdout unless piped)
+ * appended to `logFile`; tracked until it exits, so that stopAll() reaches it.
+ */
+function spawnTracked (node: string, args: string[], { env, cwd, logFile, wrap = unwrapped, stdin, stdout }:
+  { env: Record<string, string | undefined>, cwd: string, logFile: string, wrap?: Wrap, stdin: 'pipe' | 'ignore', stdout: 'pipe' | 'log' }): ChildProcess {
   const fd = openSync(logFile, 'a')
   const launch = wrap(node, args)
-  // stdin is a pipe so that our own servers can exit when the harness dies without cleaning up.
   const child = spawn(launch.command, launch.args, {
     cwd,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ['pipe', fd, fd]
+    stdio: [stdin, stdout === 'log' ? fd : 'pipe', fd]
   })
   closeSync(fd)
   running.add(child)
-  const exited = once(child, 'exit').then(() => { running.delete(child) }, () => { running.delete(child) })
-  const stop = async (graceMs = 5_000) => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
-    await exited
-    clearTimeout(timer)
-  }
+  child.once('exit', () => running.delete(child))
+  return child
+}
+
+/** SIGTERM, then SIGKILL if `child` has not exited within `graceMs`. */
+async function terminate (child: ChildProcess, exited: Promise<unknown>, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+  await exited
+  clearTimeout(timer)
+}
+
+/** A server: `node args…` listening on `port`. */
+export function start ({ name, node, args, env, port, logFile, cwd, wrap }: StartOptions): Child {
+  // stdin is a pipe so that our own servers can exit when the harness dies without cleaning up.
+  const child = spawnTracked(node, args, { env, cwd, logFile, wrap, stdin: 'pipe', stdout: 'log' })
+  const exited = once(child, 'exit').then(() => {}, () => {})
+  const stop = (graceMs = 5_000) => terminate(child, exited, graceMs)
   return { name, process: child, pid: child.pid!, url: `http://127.0.0.1:${port}`, port, logFile, exited, stop }
 }
 
 /** Stops every child still running (the harness's `finally`, Ctrl-C, an uncaught error). */
 export async function stopAll (): Promise<void> {
-  await Promise.all([...running].map(async (child) => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3_000)
-    await exited
-    clearTimeout(timer)
-  }))
+  await Promise.all([...running].map((child) => terminate(child, once(child, 'exit'), 3_000)))
 }
 
 
@@ -102,18 +109,13 @@ export function nodeVersion (node: string): string {
 }
 
 /** Runs `node args…` to completion (tracked like the servers) and returns what it printed on stdout. */
-export function runToCompletion (node: string, args: string[], { env, cwd, logFile, wrap = unwrapped }: { env: Record<string, string | undefined>, cwd: string, logFile: string, wrap?: Wrap }): Promise<string> {
-  const fd = openSync(logFile, 'a')
-  const launch = wrap(node, args)
-  const child = spawn(launch.command, launch.args, { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', fd] })
-  closeSync(fd)
-  running.add(child)
+export function runToCompletion (node: string, args: string[], { env, cwd, logFile, wrap }: { env: Record<string, string | undefined>, cwd: string, logFile: string, wrap?: Wrap }): Promise<string> {
+  const child = spawnTracked(node, args, { env, cwd, logFile, wrap, stdin: 'ignore', stdout: 'pipe' })
   let stdout = ''
   child.stdout!.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
   return new Promise((resolve, reject) => {
     child.on('error', reject)
     child.on('exit', (code) => {
-      running.delete(child)
       if (code === 0) resolve(stdout)
       else reject(new Error(`${args.join(' ')} exited with ${code} (see ${logFile})`))
     })

@@ -157,6 +157,11 @@ export function renderWarnings (report: Report): string {
   return report.warnings.length === 0 ? '' : ['**Warnings**', '', ...report.warnings.map((warning) => `- ${warning}`)].join('\n')
 }
 
+/** The whole report as Markdown: the machine, the tables, the warnings. */
+export function renderReport (report: Report): string {
+  return [renderMachine(report), '', renderTables(report), '', renderWarnings(report)].join('\n').trim() + '\n'
+}
+
 export const DOCS_START = '<!-- bench:results:start (written by pnpm bench; edit the text outside these markers) -->'
 export const DOCS_END = '<!-- bench:results:end -->'
 
@@ -171,7 +176,7 @@ export function updateDocs (file: string, report: Report): boolean {
   const start = text.indexOf(DOCS_START)
   const end = text.indexOf(DOCS_END)
   if (start === -1 || end < start) return false
-  const block = [DOCS_START, '', renderMachine(report), '', renderTables(report), '', renderWarnings(report), DOCS_END].join('\n')
-  writeFileSync(file, text.slice(0, start) + block.replace(/\n\n+(?=<!-- bench:results:end)/, '\n\n') + text.slice(end + DOCS_END.length))
+  const block = [DOCS_START, '', renderReport(report), DOCS_END].join('\n')
+  writeFileSync(file, text.slice(0, start) + block + text.slice(end + DOCS_END.length))
   return true
 }

@@ -35,18 +35,21 @@ export function vmMemory (flyToml: string): VmMemory | { reason: string } {
     writeFileSync(join(dir, limitFile), String(bytes))
     return dir
   }
+  const removeCreated = () => {
+    for (const dir of created.splice(0)) {
+      try {
+        rmdirSync(dir)
+      } catch {
+        // Still has a process, or already gone: nothing to do that would not risk more.
+      }
+    }
+  }
   try {
     // A trial, which also tells whether we may create them at all.
     rmdirSync(createCgroup())
     created.pop()
   } catch (error) {
-    for (const dir of created.splice(0)) {
-      try {
-        rmdirSync(dir)
-      } catch {
-        // Already gone.
-      }
-    }
+    removeCreated()
     return { reason: `cannot create a memory cgroup under ${parent} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` }
   }
   return {
@@ -56,15 +59,7 @@ export function vmMemory (flyToml: string): VmMemory | { reason: string } {
       const procs = join(createCgroup(), 'cgroup.procs')
       return { command: 'sh', args: ['-c', 'echo $$ > "$0" && exec "$@"', procs, command, ...args] }
     },
-    cleanup () {
-      for (const dir of created.splice(0)) {
-        try {
-          rmdirSync(dir)
-        } catch {
-          // Still has a process, or already gone: nothing to do that would not risk more.
-        }
-      }
-    }
+    cleanup: removeCreated
   }
 }
 

@@ -8,6 +8,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Pool } from 'pg'
 import { CLIENT_IP_HEADER } from '../client-ip.js'
 import { requestLog } from '../logger.js'
+import { settleWithin } from '../settle-within.js'
 
 export const AUDIT_TABLE = 'audit_event'
 
@@ -88,9 +89,7 @@ export function createAuditWriter (pool: Pool, log?: FastifyBaseLogger, pending 
     })
     pending.add(write)
     void write.finally(() => pending.delete(write))
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([write, new Promise<void>((resolve) => { timer = setTimeout(resolve, WRITE_WAIT_MS).unref() })])
-    clearTimeout(timer)
+    await settleWithin([write], WRITE_WAIT_MS)
   }
 }
 
@@ -196,13 +195,8 @@ export function auditTrail ({ pool, log, pendingWrites }: AuditTrailOptions) {
   // What a request learned in a database hook for its after hook (the user of a password reset).
   const resetUsers = new WeakMap<object, string>()
 
-  const emit = async (ctx: Ctx | null | undefined, event: AuditEvent) => {
-    try {
-      await write(event, requestOf(ctx))
-    } catch (error) {
-      requestLog(log)?.error({ err: { message: (error as Error).message }, auditEvent: event.type }, 'audit event not written')
-    }
-  }
+  // A write never rejects (the writer logs its failure); callers run inside safely().
+  const emit = (ctx: Ctx | null | undefined, event: AuditEvent) => write(event, requestOf(ctx))
   /** Hook bodies never throw: a failure to audit is logged and the request goes on. */
   const safely = <A extends unknown[]>(fn: (...args: A) => Promise<void>) => async (...args: A) => {
     try {

@@ -1,5 +1,8 @@
 import { getAuthTables, parseSessionOutput, parseUserOutput } from 'better-auth/db'
 import type { Pool } from 'pg'
+// better-call is Better Auth's HTTP layer: reading cookies with its parser (the first cookie of a name wins, values
+// URL-decoded when they can be) picks the same session Better Auth would.
+import { parseCookies } from 'better-call'
 import { verifiedValue } from './cookie-signature.js'
 import type { Auth } from './create-auth.js'
 
@@ -98,40 +101,6 @@ export async function createSessionReader (auth: Auth, pool: Pool, previousSecre
 
 export type ReadSession = Awaited<ReturnType<typeof createSessionReader>>
 
-/**
- * Cookies as better-call (Better Auth's HTTP layer) reads them: the first cookie of a name wins, values are
- * URL-decoded when they can be. Reading them the same way matters: a different pick would be a different session.
- */
-function parseCookies (header: string): Map<string, string> {
-  const cookies = new Map<string, string>()
-  let index = 0
-  while (index < header.length) {
-    const eq = header.indexOf('=', index)
-    if (eq === -1) break
-    let end = header.indexOf(';', index)
-    if (end === -1) end = header.length
-    else if (end < eq) {
-      index = header.lastIndexOf(';', eq - 1) + 1
-      continue
-    }
-    const name = header.slice(index, eq).trim()
-    if (!cookies.has(name)) {
-      let value = header.slice(eq + 1, end).trim()
-      if (value.codePointAt(0) === 34) value = value.slice(1, -1)
-      cookies.set(name, tryDecode(value))
-    }
-    index = end + 1
-  }
-  return cookies
-}
-
-function tryDecode (value: string): string {
-  try {
-    return value.includes('%') ? decodeURIComponent(value) : value
-  } catch {
-    return value
-  }
-}
 
 function isBanned (user: Record<string, unknown>, now: number): boolean {
   if (user.banned !== true) return false

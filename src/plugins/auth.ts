@@ -4,7 +4,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { createAuth, type Auth } from '../auth/create-auth.js'
 import { migrate } from '../auth/migrations.js'
-import { lowerThreadPoolPriority } from '../auth/password-hashing.js'
 import { createSessionReader, type ReadSession, type SessionWithUser } from '../auth/session-reader.js'
 import { settleWithin } from '../settle-within.js'
 
@@ -39,13 +38,6 @@ export default fp(async function authPlugin (app) {
       app.log.warn({ count: pendingAuditWrites.size }, 'closing with audit events still being written')
     }
   })
-  try {
-    const lowered = await lowerThreadPoolPriority()
-    app.log.debug({ threads: lowered.length }, 'thread pool below the event loop\'s priority')
-  } catch (error) {
-    // Only latency under load depends on it: the service works without.
-    app.log.warn({ err: error }, 'could not lower the thread pool\'s priority')
-  }
 
   if (app.usesEmbeddedDatabase) {
     // The development database belongs to this process: keep its schema current so a fresh clone just runs.

@@ -3,9 +3,8 @@ import { decodeCursor, listEvents, type EventFilter } from '../audit/events.js'
 import { ROUTE_RATE_LIMIT } from '../plugins/route-rate-limit.js'
 import { adminAuditEventsSchema, securityEventsSchema } from './schemas.js'
 
-export const DEFAULT_PAGE_SIZE = 50
-
-interface PageQuery { limit?: number, cursor?: string }
+// limit has its default (50) in the schema: Fastify's validator fills it in.
+interface PageQuery { limit: number, cursor?: string }
 interface AdminQuery extends PageQuery { userId?: string, type?: string, from?: string, to?: string }
 
 const badQuery = (reply: FastifyReply, message: string) => reply.code(400).send({ code: 'INVALID_QUERY', message })
@@ -38,7 +37,7 @@ export default async function auditRoutes (app: FastifyInstance) {
     const position = cursorOf(request.query, reply)
     if (!position.ok) return reply
     const { user } = request.session!
-    return listEvents(app.pg, { userId: user.id }, request.query.limit ?? DEFAULT_PAGE_SIZE, position.cursor)
+    return listEvents(app.pg, { userId: user.id }, request.query.limit, position.cursor)
   })
 
   app.get<{ Querystring: AdminQuery }>('/api/admin/audit-events', {
@@ -64,6 +63,6 @@ export default async function auditRoutes (app: FastifyInstance) {
     if (filter.from !== undefined && filter.to !== undefined && filter.from > filter.to) {
       return badQuery(reply, 'from must not be after to')
     }
-    return listEvents(app.pg, filter, limit ?? DEFAULT_PAGE_SIZE, position.cursor)
+    return listEvents(app.pg, filter, limit, position.cursor)
   })
 }

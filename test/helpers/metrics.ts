@@ -24,6 +24,11 @@ export function value (samples: Sample[], name: string, labels: Record<string, s
     .reduce((sum, s) => sum + s.value, 0)
 }
 
+/** How much the samples named `name` whose labels include `labels` moved from one scrape to the next. */
+export function moved (before: Sample[], after: Sample[], name: string, labels: Record<string, string> = {}): number {
+  return value(after, name, labels) - value(before, name, labels)
+}
+
 /** The app's metrics, scraped from its metrics port (METRICS_PORT) once that port listens. */
 export async function metricsScraper (app: FastifyInstance) {
   const server = app.metrics!.server
