@@ -12,7 +12,9 @@ export const CLIENT_IP_HEADER = 'x-pond-client-ip'
 /**
  * One trust model for the client's address, used for Better Auth (sessions, rate limits) and the logs:
  * - `none`: the socket address; every forwarding header is ignored.
- * - `fly`: `Fly-Client-IP`, which Fly's proxy sets (the socket address is the proxy's).
+ * - `fly`: `Fly-Client-IP`, which Fly's proxy sets (the socket address is the proxy's), believed only from an IPv4
+ *   peer: Fly's proxy reaches a machine over its private IPv4 address, while every other app of the organisation and
+ *   every WireGuard peer comes over 6PN (IPv6) and could write any header.
  * - `header`: a header that the proxy in front of us sets and overwrites (e.g. X-Real-IP).
  * - `proxies`: X-Forwarded-For, read from the right and skipping only the listed proxies, so whatever a client put
  *   at the left of the chain is never taken.
@@ -26,9 +28,11 @@ export function createClientIp (trust: TrustProxy): (request: FastifyRequest) =>
     case 'fly':
     case 'header': {
       const name = trust.mode === 'fly' ? 'fly-client-ip' : trust.header
+      const fromProxy = trust.mode === 'fly' ? (peer: string) => isIPv4Peer(peer) : () => true
       return (request) => {
+        const peer = socketAddress(request)
         const value = request.headers[name]
-        return typeof value === 'string' && isIP(value.trim()) !== 0 ? value.trim() : socketAddress(request)
+        return typeof value === 'string' && isIP(value.trim()) !== 0 && fromProxy(peer) ? value.trim() : peer
       }
     }
     case 'proxies': {
@@ -36,4 +40,9 @@ export function createClientIp (trust: TrustProxy): (request: FastifyRequest) =>
       return (request) => proxyAddr(request.raw, trusted)
     }
   }
+}
+
+/** An IPv4 peer, also as a dual-stack socket shows it (`::ffff:172.19.0.2`). */
+function isIPv4Peer (address: string): boolean {
+  return isIP(address) === 4 || (address.startsWith('::ffff:') && isIP(address.slice(7)) === 4)
 }

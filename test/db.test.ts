@@ -3,29 +3,46 @@ import { maskUrl, resolveDatabaseUrl } from '../src/db/pool.js'
 import { buildTestApp } from './helpers/app.js'
 import { adminQuery } from './helpers/database.js'
 
-t.test('a Fly .internal host becomes localhost off Fly, and stays as is on Fly', async (t) => {
+t.test('a host on Fly\'s private network (.internal, .flycast) becomes 127.0.0.1 off Fly, and stays as is on Fly', async (t) => {
   const internal = 'postgres://pond:p%40ss@pond-auth-db.internal:5432/pond?sslmode=disable'
   t.same(resolveDatabaseUrl(internal, { onFly: false }), {
-    url: 'postgres://pond:p%40ss@localhost:5432/pond?sslmode=disable',
-    rewrittenFrom: 'pond-auth-db.internal'
+    url: 'postgres://pond:p%40ss@127.0.0.1:5432/pond?sslmode=disable',
+    rewrittenFrom: 'pond-auth-db.internal',
+    proxyCommand: 'fly proxy 5432 -a pond-auth-db'
   })
   t.same(resolveDatabaseUrl(internal, { onFly: true }), { url: internal })
+  // What `fly postgres attach` writes for a cluster with a Flycast address (every new one).
+  const flycast = 'postgres://pond_backend:pw@pond-auth-db.flycast:5432/pond_backend?sslmode=disable'
+  t.same(resolveDatabaseUrl(flycast, { onFly: false }), {
+    url: 'postgres://pond_backend:pw@127.0.0.1:5432/pond_backend?sslmode=disable',
+    rewrittenFrom: 'pond-auth-db.flycast',
+    proxyCommand: 'fly proxy 5432 -a pond-auth-db'
+  })
+  t.same(resolveDatabaseUrl(flycast, { onFly: true }), { url: flycast })
+  t.same(resolveDatabaseUrl('postgres://u@top1.nearest.of.pond-auth-db.internal:6543/db', { onFly: false }), {
+    url: 'postgres://u@127.0.0.1:6543/db',
+    rewrittenFrom: 'top1.nearest.of.pond-auth-db.internal',
+    proxyCommand: 'fly proxy 6543 -a pond-auth-db'
+  }, 'a sub-name of the app and another port: the proxy command follows')
   const elsewhere = 'postgres://pond@db.example.com:6543/pond'
   t.same(resolveDatabaseUrl(elsewhere, { onFly: false }), { url: elsewhere })
+  t.same(resolveDatabaseUrl('postgres://pond@internal.example.com/pond', { onFly: false }),
+    { url: 'postgres://pond@internal.example.com/pond' }, 'only the suffix counts')
   t.equal(maskUrl(internal), 'postgres://pond:****@pond-auth-db.internal:5432/pond?sslmode=disable')
 })
 
-t.test('off Fly the app reaches the .internal database through localhost, and logs that once, masked', async (t) => {
+t.test('off Fly the app reaches the .flycast database through 127.0.0.1, and logs that once, masked', async (t) => {
   const real = new URL((await buildTestApp(t, { migrate: false })).databaseUrl)
   const viaFly = new URL(real)
-  viaFly.hostname = 'pond-auth-db.internal'
+  viaFly.hostname = 'pond-auth-db.flycast'
   // A server that trusts loopback (TEST_DATABASE_URL in CI) ignores the password; the embedded one needs its own.
   if (viaFly.password === '') viaFly.password = 'proxy-password-never-logged'
   const { app, logs, rawLogs } = await buildTestApp(t, { env: { DATABASE_URL: viaFly.toString() } })
   t.equal((await app.pg.query('SELECT current_database() AS db')).rows[0].db, real.pathname.slice(1))
-  const rewrites = logs.filter((line) => String(line.msg).includes('pond-auth-db.internal is on Fly\'s private network'))
+  const rewrites = logs.filter((line) => String(line.msg).includes('pond-auth-db.flycast is on Fly\'s private network'))
   t.equal(rewrites.length, 1)
-  t.match(rewrites[0]!.database, /^postgres:\/\/postgres:\*\*\*\*@localhost:/)
+  t.match(rewrites[0]!.database, /^postgres:\/\/postgres:\*\*\*\*@127\.0\.0\.1:/)
+  t.match(rewrites[0]!.msg, `keep \`fly proxy ${real.port} -a pond-auth-db\` running`, 'names the command that makes it work')
   t.notOk(rawLogs().includes(viaFly.password), 'the password is not in the logs')
 })
 

@@ -58,3 +58,35 @@ t.test('a failure exits non-zero with a clear message', async (t) => {
   t.equal(badConfig.code, 1)
   t.match(badConfig.stderr, /^Invalid configuration:\n {2}DATABASE_URL is required when NODE_ENV=production/)
 })
+
+t.test('a migration needs the database only: no secret, URLs or mail (what a first release machine has)', async (t) => {
+  const databaseUrl = await createTestDatabase(t)
+  const run = await runCommand(migrateScript, { env: { PATH: process.env.PATH, NODE_ENV: 'production', DATABASE_URL: databaseUrl } })
+  t.equal(run.code, 0, run.stderr)
+  t.match(run.stdout, /Migrated:/)
+  t.ok((await tables(databaseUrl)).includes('session'))
+  // A bad value of something it does not use does not stop it either.
+  const unrelated = await runCommand(migrateScript, {
+    env: { PATH: process.env.PATH, NODE_ENV: 'production', DATABASE_URL: databaseUrl, SMTP_URL: 'not a url', BETTER_AUTH_URL: 'nope' }
+  })
+  t.equal(unrelated.code, 0, unrelated.stderr)
+  t.match(unrelated.stdout, /Nothing to migrate/)
+  // What it does use is still checked.
+  const bad = await runCommand(migrateScript, { env: { PATH: process.env.PATH, NODE_ENV: 'production', DATABASE_URL: 'mysql://x' } })
+  t.equal(bad.code, 1)
+  t.match(bad.stderr, /^Invalid configuration:\n {2}DATABASE_URL /)
+})
+
+t.test('DATABASE_DIRECT_URL, when set, is where the migration runs (the pooled DATABASE_URL is not used)', async (t) => {
+  const direct = await createTestDatabase(t)
+  const run = await runCommand(migrateScript, {
+    env: { PATH: process.env.PATH, NODE_ENV: 'production', DATABASE_URL: 'postgres://pooled:pw@127.0.0.1:1/unreachable', DATABASE_DIRECT_URL: direct }
+  })
+  t.equal(run.code, 0, run.stderr)
+  t.ok((await tables(direct)).includes('session'), 'the schema is in the direct database')
+  const badDirect = await runCommand(migrateScript, {
+    env: { PATH: process.env.PATH, NODE_ENV: 'production', DATABASE_URL: direct, DATABASE_DIRECT_URL: 'http://nope' }
+  })
+  t.equal(badDirect.code, 1)
+  t.match(badDirect.stderr, /DATABASE_DIRECT_URL /)
+})

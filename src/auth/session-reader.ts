@@ -29,7 +29,7 @@ export interface ReadOptions {
 }
 
 /**
- * Reads the session of a Cookie header the way Better Auth's get-session does, at the cost of one prepared query.
+ * Reads the session of a Cookie header the way Better Auth's get-session does, at the cost of one query.
  * Better Auth's own path, measured under load, spends ~20x the database work (per-request router and context set-up,
  * an HMAC check through WebCrypto that queues on the libuv pool behind password hashing, Kysely); see
  * docs/BENCHMARKS.md. Here the cookie signature is checked with a synchronous HMAC and the session and its user come
@@ -56,9 +56,9 @@ export async function createSessionReader (auth: Auth, pool: Pool, previousSecre
     .map(([key, field]) => `${alias}.${quote(field.fieldName ?? key)} AS ${quote(`${alias}.${key}`)}`)
   const sessionKeys = ['id', ...Object.keys(session.fields)]
   const userKeys = ['id', ...Object.keys(user.fields)]
+  // Unnamed: a named prepared statement lives on one server connection, and through PgBouncer in transaction mode
+  // the next query may run on another that lacks it, or already has it (docs/BENCHMARKS.md measures the cost).
   const query = {
-    // Prepared once per connection.
-    name: 'pond-session-by-token',
     text: `SELECT ${[...columns('s', session.fields), ...columns('u', user.fields)].join(', ')} ` +
       `FROM ${quote(session.modelName)} s JOIN ${quote(user.modelName)} u ` +
       `ON u.${quote(user.fields.id?.fieldName ?? 'id')} = s.${quote(session.fields.userId!.fieldName ?? 'userId')} ` +

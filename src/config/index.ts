@@ -3,17 +3,24 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import envSchema from 'env-schema'
-import { describeEnvErrors, envSchemaOptions, parseTrustProxy, parseSecrets, splitOrigins, type RawEnv, type TrustProxy, type VersionedSecret } from './schema.js'
+import { describeEnvErrors, envSchema as fullSchema, envSchemaOptions, migrationEnvSchema, parseTrustProxy, parseSecrets, splitOrigins, type MigrationEnv, type RawEnv, type TrustProxy, type VersionedSecret } from './schema.js'
 
 export interface Config {
   isProduction: boolean
   port: number
-  /** Where Prometheus metrics are served (GET /metrics, same host); undefined: no metrics. */
+  /** Where Prometheus metrics are served (GET /metrics); undefined: no metrics. */
   metricsPort?: number
   host: string
+  /** The metrics server's listen address: METRICS_HOST, else HOST. On Fly `::`, where the scraper comes from. */
+  metricsHost: string
   logLevel: RawEnv['LOG_LEVEL']
   /** Undefined in development without DATABASE_URL: the embedded PostgreSQL is used. */
   databaseUrl?: string
+  /**
+   * DATABASE_DIRECT_URL: the database itself, not a connection pooler, for migrations (Managed Postgres hands out a
+   * PgBouncer URL for the app and a direct one). Undefined: migrations use databaseUrl.
+   */
+  directDatabaseUrl?: string
   /** Set on Fly machines; the `.internal` rewrite for `fly proxy` applies only off Fly. */
   flyAppName?: string
   /** Local state for development: generated secret, embedded PostgreSQL data. */
@@ -88,14 +95,34 @@ export interface LoadConfigOptions {
 
 /** Validates the environment (as @fastify/env does in the app) and derives the configuration. */
 export function loadConfig ({ env = process.env, dotenv = false }: LoadConfigOptions = {}): Config {
-  return resolveConfig(validateEnv({ env, dotenv }))
+  return resolveConfig(validateEnv({ env, dotenv }) as RawEnv)
 }
 
-export function envOptions ({ env = process.env, dotenv = false }: LoadConfigOptions = {}) {
+/** What `pnpm migrate` needs: the database, and the options that decide which tables Better Auth wants. */
+export interface MigrationConfig extends Pick<Config, 'isProduction' | 'databaseUrl' | 'directDatabaseUrl' | 'flyAppName' | 'dataDir' | 'rateLimit' | 'redisUrl'> {}
+
+/**
+ * The configuration of a migration run, validated with migrationEnvSchema: production requires DATABASE_URL only.
+ * Mail, URLs and secrets are neither required nor read.
+ */
+export function loadMigrationConfig ({ env = process.env, dotenv = false }: LoadConfigOptions = {}): MigrationConfig {
+  const raw = validateEnv({ env, dotenv }, migrationEnvSchema) as MigrationEnv
+  return {
+    isProduction: raw.NODE_ENV === 'production',
+    databaseUrl: raw.DATABASE_URL,
+    directDatabaseUrl: raw.DATABASE_DIRECT_URL,
+    flyAppName: raw.FLY_APP_NAME || undefined,
+    dataDir: resolve(projectRoot, raw.DATA_DIR ?? '.data'),
+    rateLimit: raw.RATE_LIMIT === 'on',
+    redisUrl: raw.REDIS_URL
+  }
+}
+
+export function envOptions ({ env = process.env, dotenv = false }: LoadConfigOptions = {}, schema: object = fullSchema) {
   // NODE_ENV comes only from the real environment: better-auth reads it at import, before any .env is parsed.
   const readDotenv = dotenv && env.NODE_ENV !== 'production'
   return {
-    ...envSchemaOptions(),
+    ...envSchemaOptions(schema),
     data: { ...env },
     env: false,
     dotenv: readDotenv ? { path: join(projectRoot, '.env') } : false
@@ -103,8 +130,8 @@ export function envOptions ({ env = process.env, dotenv = false }: LoadConfigOpt
 }
 
 /** env-schema with our options; its errors become a ConfigError with one line per problem. */
-export function validateEnv (options: LoadConfigOptions): RawEnv {
-  const opts = envOptions(options)
+export function validateEnv (options: LoadConfigOptions, schema: object = fullSchema): RawEnv | MigrationEnv {
+  const opts = envOptions(options, schema)
   try {
     return envSchema(opts) as unknown as RawEnv
   } catch (error) {
@@ -130,6 +157,8 @@ export function resolveConfig (env: RawEnv): Config {
   if (problems.length > 0) throw new ConfigError(problems)
 
   const dataDir = resolve(projectRoot, env.DATA_DIR ?? '.data')
+  // 0.0.0.0 is what Fly's proxy reaches; `::` would also open the public port to Fly's private network.
+  const host = env.HOST ?? (isProduction ? '0.0.0.0' : 'localhost')
   const { secret, source } = env.BETTER_AUTH_SECRET !== undefined
     ? { secret: env.BETTER_AUTH_SECRET, source: 'env' as const }
     : developmentSecret(dataDir)
@@ -137,10 +166,11 @@ export function resolveConfig (env: RawEnv): Config {
     isProduction,
     port: env.PORT,
     metricsPort: env.METRICS_PORT,
-    // 0.0.0.0 is what Fly's proxy reaches; set HOST=:: for its IPv6 private network too.
-    host: env.HOST ?? (isProduction ? '0.0.0.0' : 'localhost'),
+    host,
+    metricsHost: env.METRICS_HOST ?? host,
     logLevel: env.LOG_LEVEL,
     databaseUrl: env.DATABASE_URL,
+    directDatabaseUrl: env.DATABASE_DIRECT_URL,
     flyAppName: env.FLY_APP_NAME || undefined,
     dataDir,
     auth: {

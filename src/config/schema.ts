@@ -13,12 +13,14 @@ export const envSchema = {
     PORT: { type: 'integer', minimum: 1, maximum: 65535, default: 3000 },
     METRICS_PORT: { type: 'integer', minimum: 1, maximum: 65535 },
     HOST: { type: 'string', minLength: 1 },
+    METRICS_HOST: { type: 'string', minLength: 1 },
     LOG_LEVEL: {
       type: 'string',
       enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
       default: 'info'
     },
     DATABASE_URL: { type: 'string', format: 'postgres-url' },
+    DATABASE_DIRECT_URL: { type: 'string', format: 'postgres-url' },
     BETTER_AUTH_SECRET: { type: 'string', format: 'auth-secret' },
     BETTER_AUTH_SECRETS: { type: 'string', format: 'auth-secrets' },
     BETTER_AUTH_URL: { type: 'string', format: 'base-url' },
@@ -45,13 +47,31 @@ export const envSchema = {
   then: { required: ['DATABASE_URL', 'BETTER_AUTH_SECRET', 'BETTER_AUTH_URL', 'SMTP_URL', 'MAIL_FROM'] }
 } as const
 
+/** The variables `pnpm migrate` (fly.toml's release_command) reads: the database, and what shapes the schema. */
+const MIGRATION_VARIABLES = ['NODE_ENV', 'DATABASE_URL', 'DATABASE_DIRECT_URL', 'FLY_APP_NAME', 'DATA_DIR', 'REDIS_URL', 'RATE_LIMIT'] as const
+
+/**
+ * The schema for migrations alone: a migration needs the database, not mail, URLs or secrets, so a release machine
+ * fails only for what it uses (and other variables, valid or not, are not its business).
+ */
+export const migrationEnvSchema = {
+  type: 'object',
+  properties: Object.fromEntries(MIGRATION_VARIABLES.map((name) => [name, envSchema.properties[name]])),
+  if: envSchema.if,
+  then: { required: ['DATABASE_URL'] }
+}
+
+export type MigrationEnv = Pick<RawEnv, typeof MIGRATION_VARIABLES[number]>
+
 export interface RawEnv {
   NODE_ENV: 'development' | 'production'
   PORT: number
   METRICS_PORT?: number
   HOST?: string
+  METRICS_HOST?: string
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   DATABASE_URL?: string
+  DATABASE_DIRECT_URL?: string
   BETTER_AUTH_SECRET?: string
   BETTER_AUTH_SECRETS?: string
   BETTER_AUTH_URL?: string
@@ -190,9 +210,9 @@ const formats: Record<string, { validate: (value: string) => boolean, message: s
 }
 
 /** Options for @fastify/env and env-schema: our schema plus the formats it names. */
-export function envSchemaOptions () {
+export function envSchemaOptions (schema: object = envSchema) {
   return {
-    schema: structuredClone(envSchema) as unknown as Record<string, unknown>,
+    schema: structuredClone(schema) as unknown as Record<string, unknown>,
     // Options for the Ajv instance env-schema creates. No meta-schema: ours is fixed and tested, and compiling
     // Ajv's meta-schema took ~60 ms of every start (Fly starts stopped machines on demand).
     // (Cast: env-schema's README documents this object form; its type definitions only know the function form.)

@@ -3,6 +3,8 @@ import type { Config } from '../config/index.js'
 import { startEmbeddedPostgres } from './embedded-postgres.js'
 import { maskUrl, resolveDatabaseUrl } from './pool.js'
 
+type DatabaseConfig = Pick<Config, 'databaseUrl' | 'directDatabaseUrl' | 'flyAppName' | 'dataDir'>
+
 export interface Database {
   url: string
   /** True when this process started its own development PostgreSQL. */
@@ -12,20 +14,29 @@ export interface Database {
 }
 
 /**
- * The database this configuration points at: DATABASE_URL (with Fly's `.internal` host rewritten off Fly), or, in
- * development without one, an embedded PostgreSQL started now. The server and `pnpm migrate` both start here.
+ * The database this configuration points at: DATABASE_URL (with a host on Fly's private network rewritten off Fly),
+ * or, in development without one, an embedded PostgreSQL started now. The server and `pnpm migrate` both start here;
+ * `direct` (migrations) prefers DATABASE_DIRECT_URL, which bypasses a connection pooler.
  */
-export async function openDatabase (config: Config, log: Pick<FastifyBaseLogger, 'info' | 'warn'>): Promise<Database> {
+export async function openDatabase (config: DatabaseConfig, log: Pick<FastifyBaseLogger, 'info' | 'warn'>, { direct = false }: { direct?: boolean } = {}): Promise<Database> {
+  if (direct && config.directDatabaseUrl !== undefined) {
+    return { url: reachableUrl(config.directDatabaseUrl, config, log), embedded: false, stop: async () => {} }
+  }
   if (config.databaseUrl === undefined) {
     // The env schema requires DATABASE_URL in production, so this is development with zero setup.
     const embedded = await startEmbeddedPostgres({ baseDir: config.dataDir, log })
     return { url: embedded.url, embedded: true, stop: embedded.stop }
   }
-  const target = resolveDatabaseUrl(config.databaseUrl, { onFly: config.flyAppName !== undefined })
+  return { url: reachableUrl(config.databaseUrl, config, log), embedded: false, stop: async () => {} }
+}
+
+/** The URL as this machine can reach it; a rewrite for `fly proxy` is logged once, with the password masked. */
+function reachableUrl (url: string, config: DatabaseConfig, log: Pick<FastifyBaseLogger, 'info'>): string {
+  const target = resolveDatabaseUrl(url, { onFly: config.flyAppName !== undefined })
   if (target.rewrittenFrom !== undefined) {
     log.info({ database: maskUrl(target.url) },
-      `${target.rewrittenFrom} is on Fly's private network: connecting to localhost instead ` +
-      '(keep `fly proxy 5432 -a pond-auth-db` running)')
+      `${target.rewrittenFrom} is on Fly's private network: connecting to ${new URL(target.url).host} instead ` +
+      `(keep \`${target.proxyCommand}\` running)`)
   }
-  return { url: target.url, embedded: false, stop: async () => {} }
+  return target.url
 }

@@ -4,20 +4,33 @@ import type { FastifyBaseLogger } from 'fastify'
 export interface DatabaseTarget {
   /** The URL to connect to. */
   url: string
-  /** Set when a Fly `.internal` host was rewritten to localhost for `fly proxy`. */
+  /** Set when a host on Fly's private network was rewritten to localhost for `fly proxy`. */
   rewrittenFrom?: string
+  /** The `fly proxy` command that makes the rewritten URL work. */
+  proxyCommand?: string
 }
 
 /**
- * Off Fly, `<app>.internal` does not resolve; `fly proxy 5432 -a pond-auth-db` listens on localhost instead.
- * On Fly (FLY_APP_NAME set) the URL is used as is.
+ * Host names that only resolve on Fly's private network: `<app>.internal` (its DNS) and `<app>.flycast` (its private
+ * proxy, which `fly postgres attach` writes into DATABASE_URL).
+ */
+const FLY_PRIVATE_SUFFIXES = ['.internal', '.flycast']
+
+/**
+ * Off Fly, a host on Fly's private network does not resolve; `fly proxy <port> -a <app>` listens on localhost
+ * instead, so the same DATABASE_URL works on a laptop. On Fly (FLY_APP_NAME set) the URL is used as is.
  */
 export function resolveDatabaseUrl (url: string, { onFly }: { onFly: boolean }): DatabaseTarget {
   const parsed = new URL(url)
-  if (onFly || !parsed.hostname.endsWith('.internal')) return { url }
+  const suffix = FLY_PRIVATE_SUFFIXES.find((candidate) => parsed.hostname.endsWith(candidate))
+  if (onFly || suffix === undefined) return { url }
   const original = parsed.hostname
-  parsed.hostname = 'localhost'
-  return { url: parsed.toString(), rewrittenFrom: original }
+  // `top1.nearest.of.pond-auth-db.internal` and `pond-auth-db.flycast` both name the app right before the suffix.
+  const flyApp = original.slice(0, -suffix.length).split('.').at(-1)
+  // fly proxy listens on 127.0.0.1; `localhost` may resolve to ::1 first.
+  parsed.hostname = '127.0.0.1'
+  const port = parsed.port || '5432'
+  return { url: parsed.toString(), rewrittenFrom: original, proxyCommand: `fly proxy ${port} -a ${flyApp}` }
 }
 
 /** The URL with its password replaced, for logs and messages. */
@@ -33,6 +46,17 @@ export interface PoolOptions {
   max?: number
 }
 
+/**
+ * A connection is replaced after this long, even when busy: Fly's proxy (in front of Managed Postgres and `.flycast`)
+ * drains connections older than 10 minutes, and a connection cut mid-query would fail its request.
+ */
+export const CONNECTION_LIFETIME_SECONDS = 5 * 60
+
+/**
+ * The pool every part of the service uses. It works through PgBouncer in transaction mode, where consecutive
+ * statements may run on different server connections: nothing here relies on session state (no named prepared
+ * statements, no session-level SET or advisory lock). `sslmode` in the URL is honoured by pg.
+ */
 export function createPool (url: string, { log, max = 10 }: PoolOptions): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
@@ -40,6 +64,7 @@ export function createPool (url: string, { log, max = 10 }: PoolOptions): pg.Poo
     // Fail fast when the database is unreachable instead of queueing requests forever.
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
+    maxLifetimeSeconds: CONNECTION_LIFETIME_SECONDS,
     application_name: 'pond-backend'
   })
   const logLost = (error: Error) => {

@@ -177,11 +177,11 @@ export default fp(async function metricsPlugin (app) {
   server.requestTimeout = 10_000
   app.decorate('metrics', { registry, server })
 
-  // Started with the service's own listen (not in tests that only inject), on the same HOST.
+  // Started with the service's own listen (not in tests that only inject), on METRICS_HOST (default: HOST).
   app.addHook('onListen', async function listenForScrapes () {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(port, app.config.host, () => {
+      server.listen(port, app.config.metricsHost, () => {
         server.off('error', reject)
         resolve()
       })
