@@ -1,7 +1,7 @@
 import t from 'tap'
 import { buildTestApp, freePort } from './helpers/app.js'
 
-t.test('HOST=:: serves IPv4 and IPv6 (Fly\'s proxy and its private network)', async (t) => {
+t.test('HOST=:: serves IPv4 and IPv6', async (t) => {
   const port = await freePort()
   const { app } = await buildTestApp(t, { env: { HOST: '::', PORT: String(port) } })
   await app.listen({ port: app.config.port, host: app.config.host })
