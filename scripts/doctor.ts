@@ -1,7 +1,10 @@
-// `pnpm doctor`: checks the configuration and what it points at, and says what to fix. Compiled to
-// dist/scripts/doctor.js, it runs on a Fly machine with `fly ssh console -C "node dist/scripts/doctor.js"`.
+// `pnpm preflight` (the doctor; `pnpm doctor` is pnpm's own built-in command): checks the configuration and what it
+// points at, and says what to fix. Compiled to dist/scripts/doctor.js, it runs on a Fly machine with
+// `fly ssh console -C "node dist/scripts/doctor.js"`, the gate of docs/DEPLOY.md.
 // Exit code 1 when any check finds a problem (warnings alone exit 0). Secrets and passwords are never printed.
 import { performance } from 'node:perf_hooks'
+import { TLSSocket } from 'node:tls'
+import type { Pool } from 'pg'
 import { getDomain } from 'tldts'
 import { ConfigError, loadConfig, type Config } from '../src/config/index.js'
 import { maskUrl } from '../src/db/pool.js'
@@ -42,8 +45,10 @@ async function main (): Promise<void> {
   ])
 
   await checkDatabase(config)
+  await checkDirectDatabase(config)
   await checkMail(config)
   checkOriginsAndCookies(config)
+  checkPlaceholders(config)
 }
 
 // Notices from opening the database (the .internal rewrite, the embedded server) are not findings.
@@ -76,7 +81,8 @@ async function checkDatabase (config: Config) {
       times.push(performance.now() - start)
     }
     const slowest = Math.max(...times)
-    const message = `${shown} reachable: connected in ${ms(connectMs)}, SELECT 1 round trips ${times.map(ms).join(' / ')}`
+    const message = `${shown} reachable (${await encryption(pool)}): connected in ${ms(connectMs)}, ` +
+      `SELECT 1 round trips ${times.map(ms).join(' / ')}`
     if (slowest > 100) report('warning', 'database', message, 'the database is far away or overloaded: run it in the same region as the app')
     else report('ok', 'database', message)
 
@@ -94,6 +100,72 @@ async function checkDatabase (config: Config) {
   } finally {
     await pool.end().catch(() => {})
     await database.stop().catch(() => {})
+  }
+}
+
+/** Whether this client's connection is TLS, as the socket pg holds says (through a pooler: our hop to it). */
+async function encryption (pool: Pool): Promise<string> {
+  const client = await pool.connect()
+  try {
+    const stream = (client as unknown as { connection: { stream: unknown } }).connection.stream
+    return stream instanceof TLSSocket ? `encrypted, ${stream.getProtocol() ?? 'TLS'}` : 'not encrypted'
+  } finally {
+    client.release()
+  }
+}
+
+/** Pooled URLs of Managed Postgres (pgbouncer.<cluster>.flympg.net) and PgBouncer's usual port. */
+function looksPooled (url: string): boolean {
+  const { hostname, port } = new URL(url)
+  return hostname.startsWith('pgbouncer.') || hostname.includes('pooler') || port === '6432'
+}
+
+async function checkDirectDatabase (config: Config) {
+  if (config.directDatabaseUrl === undefined) {
+    if (config.databaseUrl !== undefined && looksPooled(config.databaseUrl)) {
+      report('warning', 'direct database', 'DATABASE_URL looks like a pooler\'s and DATABASE_DIRECT_URL is not set: ' +
+        'migrations go through the pooler (they work in one transaction, but a pooler may cut long ones)',
+        'set DATABASE_DIRECT_URL to the direct URL (Managed Postgres: direct.<cluster>.flympg.net)')
+    }
+    return
+  }
+  let database
+  try {
+    database = await openDatabase(config, quiet, { direct: true })
+  } catch (error) {
+    report('problem', 'direct database', errorText(error))
+    return
+  }
+  const shown = maskUrl(database.url)
+  const pool = createPool(database.url, { log: quiet, max: 1 })
+  try {
+    await pool.query('SELECT 1')
+    report('ok', 'direct database', `${shown} reachable (${await encryption(pool)}): migrations run there`)
+  } catch (error) {
+    report('problem', 'direct database', `cannot reach ${shown}: ${errorText(error)}`,
+      'check DATABASE_DIRECT_URL: `pnpm migrate` and the release command use it')
+  } finally {
+    await pool.end().catch(() => {})
+  }
+}
+
+// Domains reserved for documentation (RFC 2606, RFC 6761): fly.toml's placeholders live there.
+const EXAMPLE_DOMAIN = /(^|\.)(example\.(com|net|org)|example)$/
+
+/** In production, a value still on fly.toml's example domains has not been changed: nobody can use it. */
+function checkPlaceholders (config: Config) {
+  if (!config.isProduction) return
+  const mailDomain = /@([^>\s]+)>?\s*$/.exec(config.mail.from)?.[1] ?? ''
+  const values: Array<[string, string]> = [
+    ['BETTER_AUTH_URL', new URL(config.auth.baseURL).hostname],
+    ...config.auth.trustedOrigins.map((origin): [string, string] => ['TRUSTED_ORIGINS', new URL(origin).hostname]),
+    ['MAIL_FROM', mailDomain]
+  ]
+  for (const [variable, host] of values) {
+    if (EXAMPLE_DOMAIN.test(host.toLowerCase())) {
+      report('problem', 'placeholders', `${variable} is still on the example domain ${host}`,
+        'set it to your own domain (fly.toml [env], the CHANGE ME lines; docs/DEPLOY.md step 5)')
+    }
   }
 }
 

@@ -1,5 +1,10 @@
-// `pnpm doctor` as an operator runs it: a child process against a real PostgreSQL and a real SMTP server.
+// The doctor as an operator runs it, `pnpm preflight` (pnpm's own `pnpm doctor` is a built-in command that never
+// reaches our script), against a real PostgreSQL and a real SMTP server.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import t from 'tap'
+import { parse as parseToml } from 'smol-toml'
+import { projectRoot } from '../src/config/index.js'
 import { createMigratedDatabase, TEST_SECRET, TRUSTED_ORIGIN } from './helpers/app.js'
 import { createTestDatabase } from './helpers/database.js'
 import { mailEnv, startMailServer } from './helpers/mail-server.js'
@@ -8,9 +13,10 @@ import { runCommand } from './helpers/process.js'
 const DB_PASSWORD = 'db-password-never-printed'
 const SMTP_PASSWORD = 'smtp-password-never-printed'
 
-const doctor = (env: Record<string, string>) => runCommand([process.execPath, '--import', 'tsx', 'scripts/doctor.ts'], {
+const doctor = (env: Record<string, string>) => runCommand(['pnpm', 'preflight'], {
   env: { PATH: process.env.PATH, HOME: process.env.HOME, BETTER_AUTH_SECRET: TEST_SECRET, ...env }
 })
+const flyEnv = (parseToml(readFileSync(join(projectRoot, 'fly.toml'), 'utf8')) as { env: Record<string, string> }).env
 
 const [migrated, fresh, mail] = await Promise.all([createMigratedDatabase(t), createTestDatabase(t), startMailServer(t)])
 const development = { NODE_ENV: 'development', BETTER_AUTH_URL: 'http://localhost:3000', TRUSTED_ORIGINS: TRUSTED_ORIGIN }
@@ -24,11 +30,15 @@ const production = {
   SMTP_URL: `smtp://mailer:${SMTP_PASSWORD}@127.0.0.1:1`,
   MAIL_FROM: 'Pond <no-reply@pond.example>'
 }
-const [healthy, unreachable, crossSite, invalid] = await Promise.all([
+const [healthy, unreachable, crossSite, invalid, asShipped, pooled] = await Promise.all([
   doctor({ ...development, DATABASE_URL: migrated, ...mailEnv(mail) }),
   doctor({ ...development, DATABASE_URL: `postgres://pond:${DB_PASSWORD}@127.0.0.1:1/pond` }),
   doctor(production),
-  doctor({ ...development, DATABASE_URL: migrated, PORT: '4000', METRICS_PORT: '4000', TRUSTED_ORIGINS: 'https://x.example/path' })
+  doctor({ ...development, DATABASE_URL: migrated, PORT: '4000', METRICS_PORT: '4000', TRUSTED_ORIGINS: 'https://x.example/path' }),
+  // fly.toml's [env] as shipped, with the guide's secrets and a direct URL that does not answer.
+  doctor({ ...flyEnv, FLY_APP_NAME: 'pond-backend', DATABASE_URL: migrated, DATABASE_DIRECT_URL: `postgres://pond:${DB_PASSWORD}@127.0.0.1:1/pond`, SMTP_URL: mail.url }),
+  // Managed Postgres's pooled URL without the direct one.
+  doctor({ ...development, DATABASE_URL: 'postgres://fly-user@pgbouncer.cluster.invalid:6432/fly-db' })
 ])
 const lines = (output: string, level: string) => output.split('\n').filter((line) => line.startsWith(level))
 
@@ -62,6 +72,28 @@ t.test('pending migrations, a frontend on another site with SameSite=Lax cookies
   t.notOk(lines(crossSite.stdout, 'problem').some((line) => /BETTER_AUTH_URL is http/.test(line)), 'https: cookies are Secure')
 })
 
+t.test('fly.toml as shipped: its example domains fail, and a direct URL that does not answer', async (t) => {
+  t.equal(asShipped.code, 1)
+  const problems = lines(asShipped.stdout, 'problem').join('\n')
+  for (const variable of ['BETTER_AUTH_URL', 'TRUSTED_ORIGINS', 'MAIL_FROM']) {
+    t.match(problems, new RegExp(`placeholders\\s+${variable} is still on the example domain`), variable)
+  }
+  t.match(asShipped.stdout, /fix: set it to your own domain/)
+  t.match(problems, /direct database\s+cannot reach postgres:\/\/pond:\*\*\*\*@127\.0\.0\.1:1\/pond/)
+  t.notMatch(problems, /origins/, 'the shipped placeholders are one site: no cookie problem')
+  t.match(lines(asShipped.stdout, 'ok').join('\n'), /database\s+postgres:.* reachable \(not encrypted\)/, 'says whether the connection is encrypted')
+})
+
+t.test('a pooler\'s URL without DATABASE_DIRECT_URL: a warning that names the variable', async (t) => {
+  t.match(lines(pooled.stdout, 'warning').join('\n'), /direct database\s+DATABASE_URL looks like a pooler's and DATABASE_DIRECT_URL is not set/)
+})
+
+t.test('`pnpm preflight` runs our doctor, `pnpm doctor` does not', async (t) => {
+  t.match(healthy.stdout, /pond-backend doctor/)
+  const builtin = await runCommand(['pnpm', 'doctor'], { env: { PATH: process.env.PATH, HOME: process.env.HOME } })
+  t.notMatch(builtin.stdout + builtin.stderr, /pond-backend doctor/, 'pnpm 12\'s built-in doctor, whatever the configuration')
+})
+
 t.test('an invalid configuration: one line per variable, and nothing else checked', async (t) => {
   t.equal(invalid.code, 1)
   t.match(invalid.stdout, /problem\s+configuration\s+TRUSTED_ORIGINS entry "https:\/\/x\.example\/path"/)
@@ -69,7 +101,7 @@ t.test('an invalid configuration: one line per variable, and nothing else checke
 })
 
 t.test('no secret in any output', async (t) => {
-  for (const run of [healthy, unreachable, crossSite, invalid]) {
+  for (const run of [healthy, unreachable, crossSite, invalid, asShipped, pooled]) {
     const output = run.stdout + run.stderr
     for (const secret of [TEST_SECRET, DB_PASSWORD, SMTP_PASSWORD]) t.notOk(output.includes(secret), `no ${secret.slice(0, 6)}…`)
   }
