@@ -55,3 +55,20 @@ t.test('readiness: a migrated database', async (t) => {
   const { app } = await buildTestApp(t)
   t.equal((await app.inject('/health/ready')).statusCode, 200)
 })
+
+t.test('passing health checks write nothing to the log; a failing one says why, once, as a warning', async (t) => {
+  const { app, logs } = await buildTestApp(t)
+  const other = await app.inject('/api/me')
+  t.equal(other.statusCode, 401)
+  const before = logs.length
+  t.ok(logs.some((line) => line.msg === 'request completed'), 'other requests are still logged')
+  for (let i = 0; i < 5; i++) {
+    t.equal((await app.inject('/health')).statusCode, 200)
+    t.equal((await app.inject('/health/ready')).statusCode, 200)
+  }
+  t.same(logs.slice(before), [], 'ten checks, no line')
+
+  const { app: down, logs: downLogs } = await buildTestApp(t, { migrate: false, env: { DATABASE_URL: 'postgres://pond:pw@127.0.0.1:1/pond' } })
+  t.equal((await down.inject('/health/ready')).statusCode, 503)
+  t.same(downLogs.filter((line) => line.msg === 'readiness: database unreachable').map((line) => line.level), [40])
+})
