@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# pond-backend for Fly.io. Three stages: dependencies (cached on the lockfile), build (tsc, then production
-# dependencies only), runtime (no pnpm, no compiler, no dev dependencies, not root).
+# pond-backend for Fly.io. Three stages: dependencies (cached on the lockfile), build (tsc, then esbuild bundles),
+# runtime (the bundles only: no node_modules, no pnpm, no compiler, not root).
 # test/image.test.ts rehearses this file without Docker: it runs these pnpm RUN lines and this CMD.
 
 # One pin for both the build and the runtime, so native modules are built for the Node that runs them.
@@ -24,10 +24,9 @@ FROM dependencies AS build
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY scripts ./scripts
-# Emits dist/server.mjs (the server, bundled into one file) and dist/scripts/migrate.js (fly.toml's release_command).
+# Emits dist/server.mjs (the server, bundled into one file), dist/scripts/{migrate,doctor,user-admin}.js (bundled
+# too; migrate.js is fly.toml's release_command) and dist/swagger-ui (the API reference page's files).
 RUN pnpm build
-# What is left is what production runs with: the server and the migration need no dev dependency.
-RUN pnpm prune --prod
 
 FROM node:${NODE_VERSION}-slim AS runtime
 # production turns on the required-variable checks (DATABASE_URL, BETTER_AUTH_SECRET, BETTER_AUTH_URL) and JSON logs.
@@ -36,10 +35,11 @@ ENV NODE_ENV=production
 ENV PORT=8080
 WORKDIR /app
 # Owned by root and read-only to the app: a compromised process cannot rewrite its own code. package.json makes
-# dist/*.js ES modules ("type": "module") and marks the project root.
+# dist/*.js ES modules ("type": "module") and marks the project root. Every dependency is inside the bundles.
 COPY --from=build /app/package.json ./package.json
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
+COPY --from=build /app/dist/server.mjs ./dist/
+COPY --from=build /app/dist/scripts ./dist/scripts
+COPY --from=build /app/dist/swagger-ui ./dist/swagger-ui
 # The node image's unprivileged user.
 USER node
 EXPOSE 8080

@@ -1,3 +1,7 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
@@ -9,6 +13,16 @@ type OpenAPIDocument = {
   paths?: Record<string, unknown>
   components?: Record<string, Record<string, unknown> | undefined>
   tags?: Array<{ name: string, description?: string }>
+}
+
+/**
+ * Swagger UI's page files. The bundled server (dist/server.mjs) carries its own copy beside it, dist/swagger-ui
+ * (scripts/bundle.ts), so the image needs no node_modules; from source they are read from the package.
+ */
+function swaggerUiFiles (): string {
+  const bundled = fileURLToPath(new URL('./swagger-ui/', import.meta.url))
+  if (existsSync(join(bundled, 'index.html'))) return bundled
+  return join(dirname(createRequire(import.meta.url).resolve('@fastify/swagger-ui/package.json')), 'static')
 }
 
 // One OpenAPI document for the whole service: our routes (from their Fastify schemas) plus Better Auth's endpoints
@@ -31,8 +45,11 @@ export default fp(async function openapiPlugin (app) {
     // (Cast: @fastify/swagger types the document per OpenAPI version; the merge only adds paths and components.)
     transformObject: (document) => mergeBetterAuth((document as { openapiObject: OpenAPIDocument }).openapiObject, auth) as never
   })
+  const files = swaggerUiFiles()
   await app.register(swaggerUi, {
     routePrefix: REFERENCE_PATH,
+    baseDir: files,
+    logo: { type: 'image/svg+xml', content: readFileSync(join(files, 'logo.svg')) },
     // Nothing leaves this page: no call to swagger.io's validator.
     uiConfig: { validatorUrl: null },
     // The page's own policy in place of the API's `default-src 'none'`: scripts, styles and fonts from here only
