@@ -3,7 +3,7 @@ import { maskUrl, resolveDatabaseUrl } from '../src/db/pool.js'
 import { buildTestApp } from './helpers/app.js'
 import { adminQuery } from './helpers/database.js'
 
-t.test('a host on Fly\'s private network (.internal, .flycast) becomes 127.0.0.1 off Fly, and stays as is on Fly', async (t) => {
+t.test('a host on Fly\'s private network (.internal, .flycast, .flympg.net) becomes 127.0.0.1 off Fly, and stays as is on Fly', async (t) => {
   const internal = 'postgres://pond:p%40ss@pond-auth-db.internal:5432/pond?sslmode=disable'
   t.same(resolveDatabaseUrl(internal, { onFly: false }), {
     url: 'postgres://pond:p%40ss@127.0.0.1:5432/pond?sslmode=disable',
@@ -24,6 +24,19 @@ t.test('a host on Fly\'s private network (.internal, .flycast) becomes 127.0.0.1
     rewrittenFrom: 'top1.nearest.of.pond-auth-db.internal',
     proxyCommand: 'fly proxy 6543 -a pond-auth-db'
   }, 'a sub-name of the app and another port: the proxy command follows')
+  // What `fly mpg attach` writes (the pooled URL) and the direct one: `fly mpg proxy` listens on 127.0.0.1:16380.
+  const pooled = 'postgresql://fly-user:pw@pgbouncer.abc123xyz.flympg.net/fly-db'
+  t.same(resolveDatabaseUrl(pooled, { onFly: false }), {
+    url: 'postgresql://fly-user:pw@127.0.0.1:16380/fly-db',
+    rewrittenFrom: 'pgbouncer.abc123xyz.flympg.net',
+    proxyCommand: 'fly mpg proxy abc123xyz'
+  })
+  t.same(resolveDatabaseUrl('postgresql://fly-user:pw@direct.abc123xyz.flympg.net:5432/fly-db?sslmode=disable', { onFly: false }), {
+    url: 'postgresql://fly-user:pw@127.0.0.1:16380/fly-db?sslmode=disable',
+    rewrittenFrom: 'direct.abc123xyz.flympg.net',
+    proxyCommand: 'fly mpg proxy abc123xyz'
+  })
+  t.same(resolveDatabaseUrl(pooled, { onFly: true }), { url: pooled })
   const elsewhere = 'postgres://pond@db.example.com:6543/pond'
   t.same(resolveDatabaseUrl(elsewhere, { onFly: false }), { url: elsewhere })
   t.same(resolveDatabaseUrl('postgres://pond@internal.example.com/pond', { onFly: false }),

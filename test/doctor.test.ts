@@ -30,7 +30,7 @@ const production = {
   SMTP_URL: `smtp://mailer:${SMTP_PASSWORD}@127.0.0.1:1`,
   MAIL_FROM: 'Pond <no-reply@pond.example>'
 }
-const [healthy, unreachable, crossSite, invalid, asShipped, pooled] = await Promise.all([
+const [healthy, unreachable, crossSite, invalid, asShipped, pooled, managedOffFly] = await Promise.all([
   doctor({ ...development, DATABASE_URL: migrated, ...mailEnv(mail) }),
   doctor({ ...development, DATABASE_URL: `postgres://pond:${DB_PASSWORD}@127.0.0.1:1/pond` }),
   doctor(production),
@@ -38,7 +38,9 @@ const [healthy, unreachable, crossSite, invalid, asShipped, pooled] = await Prom
   // fly.toml's [env] as shipped, with the guide's secrets and a direct URL that does not answer.
   doctor({ ...flyEnv, FLY_APP_NAME: 'pond-backend', DATABASE_URL: migrated, DATABASE_DIRECT_URL: `postgres://pond:${DB_PASSWORD}@127.0.0.1:1/pond`, SMTP_URL: mail.url }),
   // Managed Postgres's pooled URL without the direct one.
-  doctor({ ...development, DATABASE_URL: 'postgres://fly-user@pgbouncer.cluster.invalid:6432/fly-db' })
+  doctor({ ...development, DATABASE_URL: 'postgres://fly-user@pgbouncer.cluster.invalid:6432/fly-db' }),
+  // What `fly mpg attach` writes, on a laptop where `fly mpg proxy` is not running.
+  doctor({ ...development, DATABASE_URL: `postgresql://fly-user:${DB_PASSWORD}@pgbouncer.abc123xyz.flympg.net/fly-db` })
 ])
 const lines = (output: string, level: string) => output.split('\n').filter((line) => line.startsWith(level))
 
@@ -88,6 +90,12 @@ t.test('a pooler\'s URL without DATABASE_DIRECT_URL: a warning that names the va
   t.match(lines(pooled.stdout, 'warning').join('\n'), /direct database\s+DATABASE_URL looks like a pooler's and DATABASE_DIRECT_URL is not set/)
 })
 
+t.test('Managed Postgres off Fly without its proxy: the doctor names the command to run', async (t) => {
+  t.equal(managedOffFly.code, 1)
+  t.match(lines(managedOffFly.stdout, 'problem').join('\n'), /database\s+cannot reach postgresql:\/\/fly-user:\*\*\*\*@127\.0\.0\.1:16380\/fly-db/)
+  t.match(managedOffFly.stdout, /fix: keep `fly mpg proxy abc123xyz` running/)
+})
+
 t.test('`pnpm preflight` runs our doctor, `pnpm doctor` does not', async (t) => {
   t.match(healthy.stdout, /pond-backend doctor/)
   const builtin = await runCommand(['pnpm', 'doctor'], { env: { PATH: process.env.PATH, HOME: process.env.HOME } })
@@ -101,7 +109,7 @@ t.test('an invalid configuration: one line per variable, and nothing else checke
 })
 
 t.test('no secret in any output', async (t) => {
-  for (const run of [healthy, unreachable, crossSite, invalid, asShipped, pooled]) {
+  for (const run of [healthy, unreachable, crossSite, invalid, asShipped, pooled, managedOffFly]) {
     const output = run.stdout + run.stderr
     for (const secret of [TEST_SECRET, DB_PASSWORD, SMTP_PASSWORD]) t.notOk(output.includes(secret), `no ${secret.slice(0, 6)}…`)
   }

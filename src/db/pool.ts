@@ -4,9 +4,9 @@ import type { FastifyBaseLogger } from 'fastify'
 export interface DatabaseTarget {
   /** The URL to connect to. */
   url: string
-  /** Set when a host on Fly's private network was rewritten to localhost for `fly proxy`. */
+  /** Set when a host on Fly's private network was rewritten to localhost for `fly proxy` or `fly mpg proxy`. */
   rewrittenFrom?: string
-  /** The `fly proxy` command that makes the rewritten URL work. */
+  /** The flyctl command that makes the rewritten URL work. */
   proxyCommand?: string
 }
 
@@ -17,14 +17,30 @@ export interface DatabaseTarget {
 const FLY_PRIVATE_SUFFIXES = ['.internal', '.flycast']
 
 /**
- * Off Fly, a host on Fly's private network does not resolve; `fly proxy <port> -a <app>` listens on localhost
- * instead, so the same DATABASE_URL works on a laptop. On Fly (FLY_APP_NAME set) the URL is used as is.
+ * Managed Postgres: `pgbouncer.<cluster>.flympg.net` (the pooled URL `fly mpg attach` sets) and
+ * `direct.<cluster>.flympg.net` resolve on Fly's private network only. `fly mpg proxy <cluster>` forwards this local
+ * port (flyctl's default; `-p` changes it) to the cluster's direct address.
+ */
+const MPG_SUFFIX = '.flympg.net'
+export const MPG_PROXY_PORT = '16380'
+
+/**
+ * Off Fly, a host on Fly's private network does not resolve; `fly proxy <port> -a <app>` (or `fly mpg proxy
+ * <cluster>`) listens on localhost instead, so the same DATABASE_URL works on a laptop. On Fly (FLY_APP_NAME set) the
+ * URL is used as is.
  */
 export function resolveDatabaseUrl (url: string, { onFly }: { onFly: boolean }): DatabaseTarget {
   const parsed = new URL(url)
-  const suffix = FLY_PRIVATE_SUFFIXES.find((candidate) => parsed.hostname.endsWith(candidate))
-  if (onFly || suffix === undefined) return { url }
   const original = parsed.hostname
+  if (onFly) return { url }
+  if (original.endsWith(MPG_SUFFIX)) {
+    const cluster = original.slice(0, -MPG_SUFFIX.length).split('.').at(-1)
+    parsed.hostname = '127.0.0.1'
+    parsed.port = MPG_PROXY_PORT
+    return { url: parsed.toString(), rewrittenFrom: original, proxyCommand: `fly mpg proxy ${cluster}` }
+  }
+  const suffix = FLY_PRIVATE_SUFFIXES.find((candidate) => original.endsWith(candidate))
+  if (suffix === undefined) return { url }
   // `top1.nearest.of.pond-auth-db.internal` and `pond-auth-db.flycast` both name the app right before the suffix.
   const flyApp = original.slice(0, -suffix.length).split('.').at(-1)
   // fly proxy listens on 127.0.0.1; `localhost` may resolve to ::1 first.
