@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { hashPassword } from 'better-auth/crypto'
 import { runtimeEnv } from '../test/helpers/dockerfile.js'
 import { startMailServer } from '../test/helpers/mail-server.js'
+import { pgbouncerMissing, startPgBouncer } from '../test/helpers/pgbouncer.js'
 import { createDatabase, dropDatabase, openServer, seedUsers, serverVersion } from './lib/database.js'
 import { clientHeaders, runLoad, type LoadOptions, type LoadResult } from './lib/load.js'
 import { freePort, nodeVersion, runToCompletion, start, stopAll, waitFor200, type Child, type Wrap } from './lib/processes.js'
@@ -124,6 +125,14 @@ async function main (): Promise<void> {
 
   const users = await seedUsers(database.url, USERS, await hashPassword(PASSWORD))
 
+  // Managed Postgres's pooled URL goes through PgBouncer: a real one (Debian's), in transaction mode, with as many
+  // server connections as the service's pool, so the pooled rows measure the extra hop and not a starved pool.
+  const noPgBouncer = pgbouncerMissing()
+  const pgbouncer = noPgBouncer === undefined
+    ? await startPgBouncer({ teardown: (fn) => { cleanups.push(fn) } }, database.url, { poolMode: 'transaction', poolSize: 10 })
+    : undefined
+  if (noPgBouncer !== undefined) warnings.push(`No pooled rows: ${noPgBouncer}.`)
+
   // The servers, each in its own process.
   const tsx = ['--import', 'tsx']
   const [pondPort, floorsPort, guidePort, guideOffPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()])
@@ -132,6 +141,11 @@ async function main (): Promise<void> {
   const floors = start({ name: 'floors', node: NODE, args: [...tsx, 'bench/servers/floors.ts'], env: { PORT: String(floorsPort), DATABASE_URL: database.url }, port: floorsPort, logFile: logFile('floors'), cwd: root, wrap })
   const guide = start({ name: 'guide', node: NODE, args: [...tsx, 'bench/servers/guide.ts'], env: productionEnv(guidePort), port: guidePort, logFile: logFile('guide'), cwd: root, wrap })
   const guideOff = start({ name: 'guide-rate-limit-off', node: NODE, args: [...tsx, 'bench/servers/guide.ts'], env: productionEnv(guideOffPort, { RATE_LIMIT: 'off' }), port: guideOffPort, logFile: logFile('guide-rate-limit-off'), cwd: root, wrap })
+  const pooledPort = await freePort()
+  const pooled = pgbouncer === undefined
+    ? undefined
+    : start({ name: 'pond-backend-pooled', node: NODE, args: ['dist/server.mjs'], env: productionEnv(pooledPort, { DATABASE_URL: pgbouncer.url(database.url), METRICS_PORT: String(await freePort()) }), port: pooledPort, logFile: logFile('pond-backend-pooled'), cwd: root, wrap })
+  if (pooled !== undefined) await waitFor200(pooled, '/health/ready')
   // Better Auth's /ok counts against the guide's rate limit: poll it gently, as one client.
   const poller = { intervalMs: 200, headers: { 'x-pond-client-ip': '10.255.255.254' } }
   await Promise.all([waitFor200(pond, '/health/ready'), waitFor200(floors, '/ping'), waitFor200(guide, '/api/auth/ok', poller), waitFor200(guideOff, '/api/auth/ok', poller)])
@@ -159,6 +173,7 @@ async function main (): Promise<void> {
   await checkSession(floors, '/session', cookies[0]!)
   await checkSession(guide, '/api/auth/get-session', cookies[0]!)
   await checkSession(pond, '/api/auth/get-session', cookies[0]!)
+  if (pooled !== undefined) await checkSession(pooled, '/api/me', cookies[0]!)
   say(`${cookies.length} sessions signed in; measuring…\n`)
 
   const signInLoad = (connections: number, length: { durationS: number } | { amount: number }): LoadOptions => ({
@@ -194,6 +209,12 @@ async function main (): Promise<void> {
     { row: { id: 'guide-rate-limit-off', label: 'Baseline with RATE_LIMIT=off', connections: CONNECTIONS, informational: true, rounds: [] }, run: (d) => runLoad(sessionLoad(guideOff, '/api/auth/get-session', CONNECTIONS, d)) },
     { row: { id: 'me', label: 'pond-backend GET /api/me', connections: CONNECTIONS, rounds: [] }, run: (d) => runLoad(sessionLoad(pond, '/api/me', CONNECTIONS, d)) },
     { row: { id: 'get-session', label: 'pond-backend GET /api/auth/get-session', connections: CONNECTIONS, rounds: [] }, run: (d) => runLoad(sessionLoad(pond, '/api/auth/get-session', CONNECTIONS, d)) },
+    ...(pooled === undefined
+      ? []
+      : [
+          { row: { id: 'me-pooled', label: 'pond-backend GET /api/me through PgBouncer (transaction mode)', connections: CONNECTIONS, informational: true, rounds: [] }, run: (d: number) => runLoad(sessionLoad(pooled, '/api/me', CONNECTIONS, d)) },
+          { row: { id: 'get-session-pooled', label: 'pond-backend GET /api/auth/get-session through PgBouncer (transaction mode)', connections: CONNECTIONS, informational: true, rounds: [] }, run: (d: number) => runLoad(sessionLoad(pooled, '/api/auth/get-session', CONNECTIONS, d)) }
+        ]),
     { row: { id: 'sign-in', label: 'pond-backend POST /api/auth/sign-in/email', connections: SIGN_IN_CONNECTIONS, rounds: [] }, run: (d) => runLoad(signInLoad(SIGN_IN_CONNECTIONS, { amount: d < DURATION_S ? SIGN_IN_CONNECTIONS : hashesPerRound })) },
     { row: { id: 'scrypt', label: 'Bare scrypt loop, Better Auth\'s parameters (hashes/s)', connections: SIGN_IN_CONNECTIONS, rounds: [] }, run: (d) => scryptLoop(d < DURATION_S ? SIGN_IN_CONNECTIONS : hashesPerRound) }
   ]
@@ -262,7 +283,7 @@ async function main (): Promise<void> {
   await sleep(2_000)
   const burstPeak = hwmResets ? stormPeaks.at(-1) : undefined
   const burstSampled = sampledPeaks.at(-1)
-  await Promise.all([floors.stop(), guide.stop(), guideOff.stop(), pond.stop(15_000)])
+  await Promise.all([floors.stop(), guide.stop(), guideOff.stop(), pond.stop(15_000), pooled?.stop(15_000)])
 
   // Cold start: the production server on the migrated database, spawn → first 200 from /health/ready.
   const coldStarts: number[] = []
