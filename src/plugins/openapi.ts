@@ -48,8 +48,16 @@ export default fp(async function openapiPlugin (app) {
   const files = swaggerUiFiles()
   await app.register(swaggerUi, {
     routePrefix: REFERENCE_PATH,
+    // baseDir (and the logo) so that Swagger UI never computes its own folder from __dirname, which the ES module
+    // bundle does not have. baseDir also adds a catch-all route for $ref'd files, which this document has none of:
+    // it answers our own 404.
     baseDir: files,
     logo: { type: 'image/svg+xml', content: readFileSync(join(files, 'logo.svg')) },
+    uiHooks: {
+      onRequest: async (request, reply) => {
+        if (request.routeOptions.url === `${REFERENCE_PATH}/*`) return reply.callNotFound()
+      }
+    },
     // Nothing leaves this page: no call to swagger.io's validator.
     uiConfig: { validatorUrl: null },
     // The page's own policy in place of the API's `default-src 'none'`: scripts, styles and fonts from here only
