@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core'
 import { projectRoot } from '../../src/config/index.js'
 
 type Test = {
@@ -23,12 +23,12 @@ export function browserSkipReason (): string | false {
 }
 
 /** Headless Chromium with the flags this closed network needs; closed at teardown. */
-export async function launchChromium (t: Pick<Test, 'teardown'>): Promise<Browser> {
+export async function launchChromium (t: Pick<Test, 'teardown'>, { args = [] }: { args?: string[] } = {}): Promise<Browser> {
   const browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'
+      '--disable-component-update', '--disable-sync', ...args
     ],
     timeout: 15_000
   })
@@ -42,8 +42,8 @@ const screenshotsDir = join(projectRoot, '.tap', 'screenshots')
  * A page in a fresh browser context (its own cookie jar). If the test fails, a screenshot of every page of the
  * context is saved under .tap/screenshots before the context closes.
  */
-export async function openPage (t: Test, browser: Browser): Promise<Page> {
-  const context = await browser.newContext()
+export async function openPage (t: Test, browser: Browser, options: BrowserContextOptions = {}): Promise<Page> {
+  const context = await browser.newContext(options)
   // A wait for rendering, not a speed test: on 2 busy cores (three test files at once) the API reference page's 1 MB
   // of script has taken over 5 s to render, so give a loaded machine room, still failing well before Playwright's 30 s.
   context.setDefaultTimeout(15_000)
