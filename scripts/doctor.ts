@@ -70,7 +70,7 @@ async function checkDatabase (config: Config) {
       await pool.query('SELECT 1')
     } catch (error) {
       const proxy = config.databaseUrl === undefined ? undefined : resolveDatabaseUrl(config.databaseUrl, { onFly: config.flyAppName !== undefined }).proxyCommand
-      report('problem', 'database', `cannot reach ${shown}: ${errorText(error)}`,
+      report('problem', 'database', `cannot reach ${shown}: ${errorText(error)}`, tlsFix(error) ??
         (proxy === undefined ? '' : `keep \`${proxy}\` running in another terminal (this host is on Fly's private network); `) +
         'check DATABASE_URL (host, port, user, password, database name) and that the database is running')
       return
@@ -103,6 +103,17 @@ async function checkDatabase (config: Config) {
     await pool.end().catch(() => {})
     await database.stop().catch(() => {})
   }
+}
+
+/** What to do when the connection failed over TLS (sslmode in the URL), or undefined for other failures. */
+function tlsFix (error: unknown): string | undefined {
+  const { code, message = '' } = error as { code?: string, message?: string }
+  if (/CERT|SELF_SIGNED|ERR_TLS/.test(code ?? '') || /certificate/i.test(message)) {
+    return 'the server\'s certificate was refused (sslmode=require and verify-full check it against the host name): ' +
+      'use sslmode=no-verify to encrypt without checking it (docs/DEPLOY.md, "Encryption")'
+  }
+  if (/does not support SSL/i.test(message)) return 'the server offers no TLS: remove sslmode from the URL, or use sslmode=disable'
+  return undefined
 }
 
 /** Whether this client's connection is TLS, as the socket pg holds says (through a pooler: our hop to it). */
@@ -145,7 +156,7 @@ async function checkDirectDatabase (config: Config) {
     report('ok', 'direct database', `${shown} reachable (${await encryption(pool)}): migrations run there`)
   } catch (error) {
     report('problem', 'direct database', `cannot reach ${shown}: ${errorText(error)}`,
-      'check DATABASE_DIRECT_URL: `pnpm migrate` and the release command use it')
+      tlsFix(error) ?? 'check DATABASE_DIRECT_URL: `pnpm migrate` and the release command use it')
   } finally {
     await pool.end().catch(() => {})
   }

@@ -2,7 +2,7 @@
 // consecutive statements of one client run on whichever server connection is free, so nothing may rely on session
 // state (named prepared statements, session-level advisory locks). Session mode is checked too.
 import t from 'tap'
-import { buildTestApp, TRUSTED_ORIGIN } from './helpers/app.js'
+import { buildTestApp, createMigratedDatabase, TEST_SECRET, TRUSTED_ORIGIN } from './helpers/app.js'
 import { createTestDatabase, query, serverUrl } from './helpers/database.js'
 import { pgbouncerMissing, startPgBouncer } from './helpers/pgbouncer.js'
 import { runCommand } from './helpers/process.js'
@@ -71,3 +71,32 @@ for (const poolMode of ['transaction', 'session'] as const) {
     })
   })
 }
+
+// Managed Postgres's PgBouncer offers TLS and its URLs carry no sslmode; docs/DEPLOY.md ("Encryption") says what each
+// sslmode does with node-postgres. Checked here against a PgBouncer with a self-signed certificate, as the doctor
+// reports it.
+t.test('TLS to the pooler: sslmode is honoured, and the doctor says whether the connection is encrypted', { skip: missing }, async (t) => {
+  const bouncer = await startPgBouncer(t, serverUrl(), { poolMode: 'transaction', tlsHostName: 'pgbouncer.pond.test' })
+  const pooled = bouncer.url(await createMigratedDatabase(t))
+  const withSslMode = (mode?: string) => {
+    const url = new URL(pooled)
+    if (mode !== undefined) url.searchParams.set('sslmode', mode)
+    return url.toString()
+  }
+  const doctor = (databaseUrl: string) => runCommand(['pnpm', 'preflight'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'development', BETTER_AUTH_SECRET: TEST_SECRET, DATABASE_URL: databaseUrl }
+  })
+  const databaseLine = (output: string) => output.split('\n').find((line) => /^\S+\s+database\s/.test(line)) ?? output
+  const [plain, noVerify, verifyFull, require] = await Promise.all([
+    doctor(withSslMode()), doctor(withSslMode('no-verify')), doctor(withSslMode('verify-full')), doctor(withSslMode('require'))
+  ])
+  t.match(databaseLine(plain.stdout), /^ok\s+database\s.*reachable \(not encrypted\)/, 'no sslmode: node-postgres does not ask for TLS')
+  t.match(databaseLine(noVerify.stdout), /^ok\s+database\s.*reachable \(encrypted, TLSv1\.[23]\)/, 'sslmode=no-verify: encrypted')
+  for (const [mode, run] of [['verify-full', verifyFull], ['require', require]] as const) {
+    t.match(databaseLine(run.stdout), /^problem\s+database\s+cannot reach .*self-signed certificate/, `sslmode=${mode}: the certificate is checked, and this one is refused`)
+    t.match(run.stdout, /fix: the server's certificate was refused .*use sslmode=no-verify/, 'and the doctor says what to do')
+  }
+
+  const { app } = await buildTestApp(t, { migrate: false, env: { DATABASE_URL: withSslMode('no-verify') } })
+  t.equal((await app.inject('/health/ready')).statusCode, 200, 'the service runs over the encrypted pooled connection')
+})

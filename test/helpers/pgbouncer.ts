@@ -30,10 +30,12 @@ export interface PgBouncerOptions {
   poolMode: 'transaction' | 'session'
   /** Server connections per database and user: few, so that consecutive statements change connections. */
   poolSize?: number
+  /** TLS for clients, as Managed Postgres's PgBouncer offers it: a self-signed certificate for this host name. */
+  tlsHostName?: string
 }
 
 /** Starts PgBouncer in front of the PostgreSQL at `serverUrl` (every database on it). */
-export async function startPgBouncer (t: Test, serverUrl: string, { poolMode, poolSize = 4 }: PgBouncerOptions): Promise<PgBouncer> {
+export async function startPgBouncer (t: Test, serverUrl: string, { poolMode, poolSize = 4, tlsHostName }: PgBouncerOptions): Promise<PgBouncer> {
   const server = new URL(serverUrl)
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'pond-pgbouncer-'))
@@ -43,6 +45,12 @@ export async function startPgBouncer (t: Test, serverUrl: string, { poolMode, po
   const password = decodeURIComponent(server.password)
   const quote = (value: string) => `'${value.replaceAll("'", "\\'")}'`
   writeFileSync(join(dir, 'users.txt'), `"${user}" ""\n`, { mode: 0o644 })
+  if (tlsHostName !== undefined) {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', `/CN=${tlsHostName}`, '-addext', `subjectAltName=DNS:${tlsHostName}`,
+      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' })
+    chmodSync(join(dir, 'key.pem'), 0o644)
+  }
   writeFileSync(join(dir, 'pgbouncer.ini'), [
     '[databases]',
     // Clients connect without a password (trust, loopback only); PgBouncer logs in to the server with the real one.
@@ -60,6 +68,9 @@ export async function startPgBouncer (t: Test, serverUrl: string, { poolMode, po
     'server_reset_query = DISCARD ALL',
     // What node-postgres may send at start-up that PgBouncer does not track.
     'ignore_startup_parameters = extra_float_digits,options',
+    ...(tlsHostName === undefined
+      ? []
+      : ['client_tls_sslmode = allow', `client_tls_key_file = ${join(dir, 'key.pem')}`, `client_tls_cert_file = ${join(dir, 'cert.pem')}`]),
     'log_connections = 0',
     'log_disconnections = 0',
     ''
