@@ -3,7 +3,6 @@
 // step), TLS ended by a stand-in for Fly's proxy that forwards over IPv4 with Fly-Client-IP, as Fly's does. Sign up,
 // follow the emailed link, and the page is signed in. Beside it, the pairing fly.toml used to ship (the service on
 // <app>.fly.dev, the frontend on another domain): sign-in answers 200 and the browser never sends the cookie.
-import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
@@ -19,6 +18,7 @@ import { createMigratedDatabase, freePort, TEST_SECRET } from './helpers/app.js'
 import { browserSkipReason, launchChromium, openPage, settled } from './helpers/browser.js'
 import { startMailServer } from './helpers/mail-server.js'
 import { spawnServer } from './helpers/process.js'
+import { selfSignedCertificate } from './helpers/tls.js'
 
 const fly = parseToml(readFileSync(join(projectRoot, 'fly.toml'), 'utf8')) as { app: string, env: Record<string, string> }
 const PASSWORD = 'correct horse battery'
@@ -84,11 +84,9 @@ async function run () {
 async function startFlyProxyStandIn (t: Test) {
   const dir = mkdtempSync(join(tmpdir(), 'pond-tls-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=pond test', '-addext', `subjectAltName=${HOSTS.map((host) => `DNS:${host}`).join(',')}`,
-    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' })
+  const { key, cert } = selfSignedCertificate(dir, HOSTS)
   const routes = new Map<string, number>()
-  const server = createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (request, response) => {
+  const server = createHttpsServer({ key, cert }, (request, response) => {
     const port = routes.get((request.headers.host ?? '').replace(/:\d+$/, ''))
     if (port === undefined) return response.writeHead(502).end()
     const upstream = httpRequest({

@@ -8,6 +8,7 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
+import { selfSignedCertificate } from './tls.js'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
@@ -45,12 +46,7 @@ export async function startPgBouncer (t: Test, serverUrl: string, { poolMode, po
   const password = decodeURIComponent(server.password)
   const quote = (value: string) => `'${value.replaceAll("'", "\\'")}'`
   writeFileSync(join(dir, 'users.txt'), `"${user}" ""\n`, { mode: 0o644 })
-  if (tlsHostName !== undefined) {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', `/CN=${tlsHostName}`, '-addext', `subjectAltName=DNS:${tlsHostName}`,
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' })
-    chmodSync(join(dir, 'key.pem'), 0o644)
-  }
+  const tls = tlsHostName === undefined ? undefined : selfSignedCertificate(dir, [tlsHostName])
   writeFileSync(join(dir, 'pgbouncer.ini'), [
     '[databases]',
     // Clients connect without a password (trust, loopback only); PgBouncer logs in to the server with the real one.
@@ -68,9 +64,7 @@ export async function startPgBouncer (t: Test, serverUrl: string, { poolMode, po
     'server_reset_query = DISCARD ALL',
     // What node-postgres may send at start-up that PgBouncer does not track.
     'ignore_startup_parameters = extra_float_digits,options',
-    ...(tlsHostName === undefined
-      ? []
-      : ['client_tls_sslmode = allow', `client_tls_key_file = ${join(dir, 'key.pem')}`, `client_tls_cert_file = ${join(dir, 'cert.pem')}`]),
+    ...(tls === undefined ? [] : ['client_tls_sslmode = allow', `client_tls_key_file = ${tls.keyFile}`, `client_tls_cert_file = ${tls.certFile}`]),
     'log_connections = 0',
     'log_disconnections = 0',
     ''
