@@ -7,7 +7,7 @@ import { TLSSocket } from 'node:tls'
 import type { Pool } from 'pg'
 import { getDomain } from 'tldts'
 import { ConfigError, loadConfig, type Config } from '../src/config/index.js'
-import { maskUrl, resolveDatabaseUrl } from '../src/db/pool.js'
+import { maskUrl } from '../src/db/pool.js'
 import { withoutAddresses } from '../src/logger.js'
 import { say } from './script-database.js'
 
@@ -69,7 +69,7 @@ async function checkDatabase (config: Config) {
     try {
       await pool.query('SELECT 1')
     } catch (error) {
-      const proxy = config.databaseUrl === undefined ? undefined : resolveDatabaseUrl(config.databaseUrl, { onFly: config.flyAppName !== undefined }).proxyCommand
+      const proxy = database.proxyCommand
       report('problem', 'database', `cannot reach ${shown}: ${errorText(error)}`, tlsFix(error) ??
         (proxy === undefined ? '' : `keep \`${proxy}\` running in another terminal (this host is on Fly's private network); `) +
         'check DATABASE_URL (host, port, user, password, database name) and that the database is running')

@@ -5,7 +5,7 @@ import type { Page } from 'playwright-core'
 import { startWebExample } from '../examples/web/server.js'
 import { SESSION_EXPIRES_IN_SECONDS } from '../src/auth/create-auth.js'
 import { buildTestApp, freePort } from './helpers/app.js'
-import { browserSkipReason, launchChromium, openPage, settled } from './helpers/browser.js'
+import { browserSkipReason, launchChromium, openPage, settled, signUpOnExamplePage } from './helpers/browser.js'
 import { browserClient } from './helpers/browser-client.js'
 import { query } from './helpers/database.js'
 
@@ -35,14 +35,7 @@ async function runBrowserTests () {
   const newEmail = () => `browser-${Date.now()}-${++users}@example.com`
 
   async function signUpInPage (page: Page, email = newEmail()) {
-    await page.goto(web.url)
-    await settled(page)
-    const form = page.locator('#sign-up')
-    await form.locator('[name=name]').fill('Ada')
-    await form.locator('[name=email]').fill(email)
-    await form.locator('[name=password]').fill(PASSWORD)
-    await form.locator('button').click()
-    await settled(page)
+    await signUpOnExamplePage(page, web.url, { email, password: PASSWORD })
     return email
   }
   const statusOf = (page: Page) => page.locator('#status').textContent()

@@ -10,12 +10,11 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import type { Page } from 'playwright-core'
 import { parse as parseToml } from 'smol-toml'
 import { startWebExample } from '../examples/web/server.js'
 import { projectRoot } from '../src/config/index.js'
 import { createMigratedDatabase, freePort, TEST_SECRET } from './helpers/app.js'
-import { browserSkipReason, launchChromium, openPage, settled } from './helpers/browser.js'
+import { browserSkipReason, launchChromium, openPage, settled, signUpOnExamplePage } from './helpers/browser.js'
 import { startMailServer } from './helpers/mail-server.js'
 import { spawnServer } from './helpers/process.js'
 import { selfSignedCertificate } from './helpers/tls.js'
@@ -41,7 +40,7 @@ async function run () {
     const site = await deploy(t, proxy, { service: 'auth.pond.example.com', frontend: 'app.pond.example.com' })
     const page = await openPage(t, browser, { ignoreHTTPSErrors: true })
     const email = `guide-${Date.now()}@example.com`
-    await signUp(page, site.frontendUrl, email)
+    await signUpOnExamplePage(page, site.frontendUrl, { email, password: PASSWORD })
     t.equal(await page.locator('#status').textContent(), 'Signed out', 'production waits for the address to be verified')
 
     const mail = await site.mail.waitForMail(email, { subject: /confirm/i })
@@ -62,7 +61,7 @@ async function run () {
     const site = await deploy(t, proxy, { service: `${fly.app}.fly.dev`, frontend: 'pond.example.com' })
     const page = await openPage(t, browser, { ignoreHTTPSErrors: true })
     const email = `fly-dev-${Date.now()}@example.com`
-    await signUp(page, site.frontendUrl, email)
+    await signUpOnExamplePage(page, site.frontendUrl, { email, password: PASSWORD })
     const mail = await site.mail.waitForMail(email, { subject: /confirm/i })
     await page.goto(mail.link!)
     await page.waitForURL(`${site.frontendUrl}/**`)
@@ -133,15 +132,3 @@ async function deploy (t: Test, proxy: Awaited<ReturnType<typeof startFlyProxySt
   t.teardown(() => { proxy.routes.delete(hosts.service); proxy.routes.delete(hosts.frontend) })
   return { serviceUrl, frontendUrl, mail }
 }
-
-async function signUp (page: Page, frontendUrl: string, email: string) {
-  await page.goto(frontendUrl)
-  await settled(page)
-  const form = page.locator('#sign-up')
-  await form.locator('[name=name]').fill('Ada')
-  await form.locator('[name=email]').fill(email)
-  await form.locator('[name=password]').fill(PASSWORD)
-  await form.locator('button').click()
-  await settled(page)
-}
-

@@ -9,6 +9,8 @@ export interface Database {
   url: string
   /** True when this process started its own development PostgreSQL. */
   embedded: boolean
+  /** The flyctl command that must run for `url` to answer, when a host on Fly's private network was rewritten. */
+  proxyCommand?: string
   /** Stops the embedded PostgreSQL, if this process started one. */
   stop: () => Promise<void>
 }
@@ -20,23 +22,23 @@ export interface Database {
  */
 export async function openDatabase (config: DatabaseConfig, log: Pick<FastifyBaseLogger, 'info' | 'warn'>, { direct = false }: { direct?: boolean } = {}): Promise<Database> {
   if (direct && config.directDatabaseUrl !== undefined) {
-    return { url: reachableUrl(config.directDatabaseUrl, config, log), embedded: false, stop: async () => {} }
+    return { ...reachable(config.directDatabaseUrl, config, log), embedded: false, stop: async () => {} }
   }
   if (config.databaseUrl === undefined) {
     // The env schema requires DATABASE_URL in production, so this is development with zero setup.
     const embedded = await startEmbeddedPostgres({ baseDir: config.dataDir, log })
     return { url: embedded.url, embedded: true, stop: embedded.stop }
   }
-  return { url: reachableUrl(config.databaseUrl, config, log), embedded: false, stop: async () => {} }
+  return { ...reachable(config.databaseUrl, config, log), embedded: false, stop: async () => {} }
 }
 
-/** The URL as this machine can reach it; a rewrite for `fly proxy` is logged once, with the password masked. */
-function reachableUrl (url: string, config: DatabaseConfig, log: Pick<FastifyBaseLogger, 'info'>): string {
+/** The URL as this machine can reach it; a rewrite for flyctl's proxy is logged once, with the password masked. */
+function reachable (url: string, config: DatabaseConfig, log: Pick<FastifyBaseLogger, 'info'>): Pick<Database, 'url' | 'proxyCommand'> {
   const target = resolveDatabaseUrl(url, { onFly: config.flyAppName !== undefined })
   if (target.rewrittenFrom !== undefined) {
     log.info({ database: maskUrl(target.url) },
       `${target.rewrittenFrom} is on Fly's private network: connecting to ${new URL(target.url).host} instead ` +
       `(keep \`${target.proxyCommand}\` running)`)
   }
-  return target.url
+  return { url: target.url, proxyCommand: target.proxyCommand }
 }

@@ -11,42 +11,34 @@ export interface DatabaseTarget {
 }
 
 /**
- * Host names that only resolve on Fly's private network: `<app>.internal` (its DNS) and `<app>.flycast` (its private
- * proxy, which `fly postgres attach` writes into DATABASE_URL).
+ * Hosts that resolve on Fly's private network only, and the flyctl command that makes each reachable from a laptop,
+ * on 127.0.0.1: `<app>.internal` (Fly's DNS) and `<app>.flycast` (what `fly postgres attach` writes) through
+ * `fly proxy` on the URL's port; Managed Postgres's `pgbouncer.<cluster>.flympg.net` (what `fly mpg attach` writes)
+ * and `direct.<cluster>.flympg.net` through `fly mpg proxy`, which listens on 16380 (flyctl's default; `-p` changes
+ * it) and forwards to the cluster's direct address.
  */
-const FLY_PRIVATE_SUFFIXES = ['.internal', '.flycast']
+const FLY_PRIVATE_HOSTS: Array<{ suffix: string, localPort: (port: string) => string, command: (name: string, port: string) => string }> = [
+  { suffix: '.internal', localPort: (port) => port, command: (app, port) => `fly proxy ${port} -a ${app}` },
+  { suffix: '.flycast', localPort: (port) => port, command: (app, port) => `fly proxy ${port} -a ${app}` },
+  { suffix: '.flympg.net', localPort: () => '16380', command: (cluster) => `fly mpg proxy ${cluster}` }
+]
 
 /**
- * Managed Postgres: `pgbouncer.<cluster>.flympg.net` (the pooled URL `fly mpg attach` sets) and
- * `direct.<cluster>.flympg.net` resolve on Fly's private network only. `fly mpg proxy <cluster>` forwards this local
- * port (flyctl's default; `-p` changes it) to the cluster's direct address.
- */
-const MPG_SUFFIX = '.flympg.net'
-export const MPG_PROXY_PORT = '16380'
-
-/**
- * Off Fly, a host on Fly's private network does not resolve; `fly proxy <port> -a <app>` (or `fly mpg proxy
- * <cluster>`) listens on localhost instead, so the same DATABASE_URL works on a laptop. On Fly (FLY_APP_NAME set) the
- * URL is used as is.
+ * Off Fly, a host on Fly's private network does not resolve; flyctl's proxy listens on 127.0.0.1 instead, so the same
+ * DATABASE_URL works on a laptop. On Fly (FLY_APP_NAME set) the URL is used as is.
  */
 export function resolveDatabaseUrl (url: string, { onFly }: { onFly: boolean }): DatabaseTarget {
   const parsed = new URL(url)
   const original = parsed.hostname
-  if (onFly) return { url }
-  if (original.endsWith(MPG_SUFFIX)) {
-    const cluster = original.slice(0, -MPG_SUFFIX.length).split('.').at(-1)
-    parsed.hostname = '127.0.0.1'
-    parsed.port = MPG_PROXY_PORT
-    return { url: parsed.toString(), rewrittenFrom: original, proxyCommand: `fly mpg proxy ${cluster}` }
-  }
-  const suffix = FLY_PRIVATE_SUFFIXES.find((candidate) => original.endsWith(candidate))
-  if (suffix === undefined) return { url }
-  // `top1.nearest.of.pond-auth-db.internal` and `pond-auth-db.flycast` both name the app right before the suffix.
-  const flyApp = original.slice(0, -suffix.length).split('.').at(-1)
-  // fly proxy listens on 127.0.0.1; `localhost` may resolve to ::1 first.
+  const host = FLY_PRIVATE_HOSTS.find((candidate) => original.endsWith(candidate.suffix))
+  if (onFly || host === undefined) return { url }
+  // The app or cluster is the name right before the suffix: `top1.nearest.of.pond-auth-db.internal`,
+  // `pond-auth-db.flycast`, `pgbouncer.<cluster>.flympg.net`.
+  const name = original.slice(0, -host.suffix.length).split('.').at(-1)!
+  // 127.0.0.1, where flyctl listens; `localhost` may resolve to ::1 first.
   parsed.hostname = '127.0.0.1'
-  const port = parsed.port || '5432'
-  return { url: parsed.toString(), rewrittenFrom: original, proxyCommand: `fly proxy ${port} -a ${flyApp}` }
+  parsed.port = host.localPort(parsed.port)
+  return { url: parsed.toString(), rewrittenFrom: original, proxyCommand: host.command(name, parsed.port || '5432') }
 }
 
 /** The URL with its password replaced, for logs and messages. */

@@ -67,3 +67,15 @@ export async function openPage (t: Test, browser: Browser, options: BrowserConte
 export async function settled (page: Page) {
   await page.locator('body[aria-busy="false"]').waitFor()
 }
+
+/** Signs up through the example page's form at `pageUrl`, and waits for the page to show the result. */
+export async function signUpOnExamplePage (page: Page, pageUrl: string, { email, password, name = 'Ada' }: { email: string, password: string, name?: string }) {
+  await page.goto(pageUrl)
+  await settled(page)
+  const form = page.locator('#sign-up')
+  await form.locator('[name=name]').fill(name)
+  await form.locator('[name=email]').fill(email)
+  await form.locator('[name=password]').fill(password)
+  await form.locator('button').click()
+  await settled(page)
+}
