@@ -49,3 +49,27 @@ t.test('a sign-in burst over HTTP: every answer is 200 or a clear 503 with Retry
   }
   t.equal((await post('/api/auth/sign-in/email', { email: credentials.email, password: credentials.password })).status, 200, 'and afterwards sign-in works')
 })
+
+t.test('a sign-up burst larger than the pool: no sign-up holds a database connection while it waits to hash', async (t) => {
+  const { app, url } = await buildTestApp(t, { listen: true })
+  // More sign-ups than the pool has connections (10), and no more than the hashing bound admits, so none is refused.
+  const burst = Math.min(30, PASSWORD_HASHING.concurrency + PASSWORD_HASHING.queueLimit)
+  let mostWaiting = 0
+  const sampler = setInterval(() => { mostWaiting = Math.max(mostWaiting, app.pg.waitingCount) }, 1)
+  const statuses = await Promise.all(Array.from({ length: burst }, async (_, i) => {
+    const response = await fetch(`${url}/api/auth/sign-up/email`, {
+      method: 'POST',
+      headers: { origin: TRUSTED_ORIGIN, 'content-type': 'application/json' },
+      body: JSON.stringify({ email: `pool-${i}@example.com`, password: 'a long enough password', name: 'Pool' })
+    })
+    await response.arrayBuffer()
+    return response.status
+  }))
+  clearInterval(sampler)
+  t.same(statuses, Array(burst).fill(200), `all ${burst} signed up`)
+  // Were connections held through the hashing queue, the 11th sign-up would wait for one (and on a slow machine
+  // fail with the pool's 5 s timeout as a 503).
+  t.equal(mostWaiting, 0, `no sign-up waited for a database connection (at most ${mostWaiting} did)`)
+  const { rows } = await app.pg.query<{ count: number }>('select count(*)::int as count from "user" where email like \'pool-%\'')
+  t.equal(rows[0]!.count, burst, 'every sign-up was written')
+})

@@ -12,7 +12,7 @@ import { requestLog, withoutAddresses } from '../logger.js'
 import { auditTrail } from './audit-plugin.js'
 import type { Mailer } from '../mail/mailer.js'
 import { cookieSignature, verifiedValue } from './cookie-signature.js'
-import { boundedPasswordHashing } from './password-hashing.js'
+import { boundedPasswordHashing, signUpHashedFirst } from './password-hashing.js'
 import { confirmEmailChangeMessage, deleteAccountMessage, resetPasswordMessage, verifyEmailMessage } from '../mail/messages.js'
 
 /** How long a session (and its cookie) lives; Better Auth extends it as it is used (sliding expiry). */
@@ -150,7 +150,8 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
       admin(),
       // /api/auth/open-api/generate-schema and /api/auth/reference
       openAPI(),
-      auditTrail({ pool, log, pendingWrites: pendingAuditWrites })
+      auditTrail({ pool, log, pendingWrites: pendingAuditWrites }),
+      signUpHashedFirst()
     ],
     hooks: { before: acceptPreviousSecrets(config.auth.secrets) },
     telemetry: { enabled: false },

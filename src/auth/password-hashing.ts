@@ -1,8 +1,10 @@
 import { randomFill } from 'node:crypto'
+import { requestContext } from '@fastify/request-context'
 import { readdirSync, readFileSync } from 'node:fs'
 import { availableParallelism, setPriority } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { APIError } from 'better-auth/api'
+import type { BetterAuthPlugin } from 'better-auth'
+import { APIError, createAuthMiddleware } from 'better-auth/api'
 import { hashPassword, verifyPassword } from 'better-auth/crypto'
 import pLimit from 'p-limit'
 
@@ -40,11 +42,49 @@ export function boundedPasswordHashing ({ concurrency, queueLimit } = PASSWORD_H
     return await limit(job)
   }
   return {
-    hash: (password: string) => run(() => hashPassword(password)),
+    hash: (password: string) => takeHashedAhead(password) ?? run(() => hashPassword(password)),
     verify: ({ hash, password }: { hash: string, password: string }) => run(() => verifyPassword({ hash, password })),
     /** Hashes running and waiting (for tests and metrics). */
     get load () { return { active: limit.activeCount, pending: limit.pendingCount } }
   }
+}
+
+declare module '@fastify/request-context' {
+  interface RequestContextData {
+    /** A sign-up's password and its hash, made before the sign-up's transaction (signUpHashedFirst). */
+    hashedAhead?: { password: string, hash: string }
+  }
+}
+
+function takeHashedAhead (password: string): Promise<string> | undefined {
+  const ahead = requestContext.get('hashedAhead')
+  if (ahead?.password !== password) return undefined
+  requestContext.set('hashedAhead', undefined)
+  return Promise.resolve(ahead.hash)
+}
+
+/**
+ * Better Auth hashes a sign-up's password inside the sign-up's database transaction, so the transaction's pooled
+ * connection is held while the hash waits for its slot: a burst of sign-ups larger than the pool would leave the
+ * rest waiting for connections, and failing with the pool's timeout (503) on a busy machine. This plugin's hook
+ * hashes first, while no connection is held; the sign-up's own call then takes that hash (same request, same
+ * password). A password outside Better Auth's length bounds is left to it: it refuses those without hashing.
+ */
+export function signUpHashedFirst () {
+  return {
+    id: 'sign-up-hashed-first',
+    hooks: {
+      before: [{
+        matcher: (ctx) => ctx.path === '/sign-up/email',
+        handler: createAuthMiddleware(async (ctx) => {
+          const password: unknown = ctx.body?.password
+          const { hash, config } = ctx.context.password
+          if (typeof password !== 'string' || password.length < config.minPasswordLength || password.length > config.maxPasswordLength) return
+          requestContext.set('hashedAhead', { password, hash: await hash(password) })
+        })
+      }]
+    }
+  } satisfies BetterAuthPlugin
 }
 
 /** Niceness of libuv's pool threads: below the event loop's (0), so hashing gets the CPU the event loop leaves. */
