@@ -2,6 +2,7 @@
 // service's nodemailer) and a real PostgreSQL: email verification, password reset, change password, change email,
 // account deletion, what happens when mail cannot be sent, and the console transport of development.
 import { createServer, type Socket } from 'node:net'
+import * as OTPAuth from 'otpauth'
 import t, { type Test } from 'tap'
 import { buildTestApp, freePort, TRUSTED_ORIGIN } from './helpers/app.js'
 import { browserClient } from './helpers/browser-client.js'
@@ -355,6 +356,31 @@ t.test('MAIL_TRANSPORT=console writes the message, link included, to the log', a
     t.equal(smtp.connections(), 0, 'no SMTP connection was made')
     t.notOk(logs.some((line) => line.msg === 'mail sent' || line.msg === 'mail could not be sent'))
   })
+})
+
+// Security review finding 7, the emailed way in: a verification link signs in (autoSignInAfterVerification), so it
+// too asks a user with two-factor on for the code; a browser already signed in just stays signed in.
+t.test('a verification link asks for the second factor before it signs anyone in', async (t) => {
+  const { url, databaseUrl } = main
+  const email = 'verify-totp@example.com'
+  const owner = browserClient(url)
+  await signUp(t, owner, email)
+  const link = checkMail(t, await mail.waitForMail(email, { subject: /confirm your email address/ }), { to: email, url, path: '/api/auth/verify-email' })
+  const enable = await owner.post('/api/auth/two-factor/enable', { password: PASSWORD })
+  const totp = OTPAuth.URI.parse(enable.json().totpURI) as OTPAuth.TOTP
+  t.equal((await owner.post('/api/auth/two-factor/verify-totp', { code: totp.generate() })).status, 200, 'two-factor on')
+  const sessionsBefore = await sessionCount(databaseUrl, email)
+
+  const mailbox = browserClient(url)
+  const followed = await mailbox.get(pathOf(link))
+  t.equal(await emailVerified(databaseUrl, email), true, 'the address is verified')
+  t.equal((await mailbox.get('/api/me')).status, 401, 'the link alone gives no session')
+  t.equal(await sessionCount(databaseUrl, email), sessionsBefore, 'and no session row')
+  const landed = followed.status === 302 ? new URL(followed.headers.get('location')!).pathname : followed.json()
+  t.ok(landed === '/two-factor' || landed?.twoFactorRedirect === true, `asked for the code (${followed.status} ${followed.text})`)
+  t.equal((await mailbox.post('/api/auth/two-factor/verify-totp', { code: totp.generate() })).status, 200)
+  t.equal((await mailbox.get('/api/me')).json().user.email, email, 'the code completes the sign-in')
+  t.equal((await owner.get('/api/me')).status, 200, 'the enrolling browser is still signed in')
 })
 
 // --- helpers ---------------------------------------------------------------------------------------------------------

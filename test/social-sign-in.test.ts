@@ -1,4 +1,5 @@
 import { createHash, generateKeyPairSync } from 'node:crypto'
+import * as OTPAuth from 'otpauth'
 import t from 'tap'
 import { buildTestApp, freePort, TRUSTED_ORIGIN, UNTRUSTED_ORIGIN } from './helpers/app.js'
 import { browserClient } from './helpers/browser-client.js'
@@ -432,6 +433,65 @@ t.test('Google id_token sign-in checks the token against Google\'s published key
   t.ok(providers.requests.filter((request) => request.url === 'https://www.googleapis.com/oauth2/v3/certs').length > jwksFetches,
     'the keys came from Google\'s JWKS endpoint')
   t.same(await accountsOf(accepted.json().user.id), [{ providerId: 'google', accountId: user.sub }])
+})
+
+/** A verified email+password user with TOTP on (enrolled and confirmed as a user does it), and its code generator. */
+async function signUpWithTwoFactor (email: string) {
+  const userId = await signUpVerified(email)
+  const browser = browserClient(url)
+  await browser.post('/api/auth/sign-in/email', { email, password: 'correct horse battery' })
+  const enable = await browser.post('/api/auth/two-factor/enable', { password: 'correct horse battery' })
+  const totp = OTPAuth.URI.parse(enable.json().totpURI) as OTPAuth.TOTP
+  const confirm = await browser.post('/api/auth/two-factor/verify-totp', { code: totp.generate() })
+  if (confirm.status !== 200) throw new Error(`verify-totp answered ${confirm.status}: ${confirm.text}`)
+  return { userId, totp }
+}
+
+// Security review finding 7: whoever controls the mailbox could open a provider account with the address and get
+// in with neither password nor code. Every way in asks for the second factor, as password sign-in does.
+t.test('social sign-in honours two-factor: the callback asks for the code before any session exists', async (t) => {
+  const email = 'totp-social@example.com'
+  const { userId, totp } = await signUpWithTwoFactor(email)
+  const sessionsBefore = await count('session WHERE "userId" = $1', [userId])
+  const metricsBefore = await scrapeMetrics()
+
+  const github = await signInWith('github', {
+    id: 1000007, login: 'mallory', name: 'Mallory', email, emails: [{ email, primary: true, verified: true }]
+  })
+  t.equal(github.result.status, 302)
+  const location = new URL(github.result.location ?? '', url)
+  t.equal(`${location.origin}${location.pathname}`, `${TRUSTED_ORIGIN}/two-factor`, 'the browser lands on the frontend\'s code page')
+  t.equal(location.searchParams.get('callbackURL'), AFTER, 'which knows where the sign-in was going')
+  t.notOk(hasSession(github.result.setCookies), 'no session cookie')
+  t.equal((await github.browser.get('/api/me')).status, 401, 'the provider alone gives no session')
+  t.equal(await count('session WHERE "userId" = $1', [userId]), sessionsBefore, 'and no session row')
+  t.ok(github.result.setCookies.some((cookie) => /^better-auth\.two_factor=[^;]/.test(cookie)), 'the pending sign-in is in the two_factor cookie')
+
+  const wrong = await github.browser.post('/api/auth/two-factor/verify-totp', { code: totp.generate({ timestamp: Date.now() - 3_600_000 }) })
+  t.equal(wrong.status, 401, 'a wrong code is refused')
+  const verified = await github.browser.post('/api/auth/two-factor/verify-totp', { code: totp.generate() })
+  t.equal(verified.status, 200, verified.text)
+  t.equal((await github.browser.get('/api/me')).json().user.id, userId, 'the code completes the sign-in')
+
+  const events = await query(databaseUrl,
+    'SELECT type, detail->>\'method\' AS method FROM audit_event WHERE "userId" = $1 AND type LIKE \'sign_in.%\' ORDER BY "createdAt", id', [userId])
+  t.match(events.rows.slice(-3), [
+    { type: 'sign_in.second_factor_required', method: 'github' },
+    { type: 'sign_in.failed', method: 'two_factor' },
+    { type: 'sign_in.succeeded', method: 'two_factor' }
+  ], 'audited as a two-step sign-in')
+
+  // Google's ID-token sign-in answers JSON: the same answer as a password sign-in with a second factor due.
+  const idToken = await browserClient(url).post('/api/auth/sign-in/social', {
+    provider: 'google', idToken: { token: providers.googleIdToken({ sub: '700000000000000000007', email, email_verified: true, name: 'Mallory' }) }
+  })
+  t.equal(idToken.status, 200, idToken.text)
+  t.same(idToken.json(), { twoFactorRedirect: true, twoFactorMethods: ['totp'] }, 'no user, no token')
+  t.notOk(hasSession(idToken.headers.getSetCookie()), 'no session cookie')
+  t.equal(await count('session WHERE "userId" = $1', [userId]), sessionsBefore + 1, 'only the session the code opened')
+  const social = async (outcome: string) => moved(metricsBefore, await scrapeMetrics(), 'pond_auth_sign_ins_total', { method: 'social', outcome })
+  t.equal(await social('two_factor_required'), 2, 'metrics: both wait for a code')
+  t.equal(await social('succeeded'), 0, 'and neither counts as a social sign-in')
 })
 
 t.test('client secrets and provider tokens stay out of the logs', async (t) => {

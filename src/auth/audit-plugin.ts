@@ -9,6 +9,7 @@ import type { Pool } from 'pg'
 import { CLIENT_IP_HEADER } from '../client-ip.js'
 import { requestLog } from '../logger.js'
 import { settleWithin } from '../settle-within.js'
+import { userWaitingForCode } from './two-factor-gate.js'
 
 export const AUDIT_TABLE = 'audit_event'
 
@@ -212,6 +213,11 @@ export function auditTrail ({ pool, log, pendingWrites }: AuditTrailOptions) {
     const session = ctx.context.session
     const newSession = ctx.context.newSession
 
+    // A social sign-in or an emailed link of a user with two-factor on, sent to the code page (./two-factor-gate.ts).
+    const waitingUser = userWaitingForCode(ctx.context)
+    if (waitingUser !== undefined) {
+      return emit(ctx, { type: 'sign_in.second_factor_required', userId: waitingUser, detail: { method: signInMethod(ctx) } })
+    }
     if (path === '/sign-in/email') {
       const returned = ctx.context.returned as { twoFactorRedirect?: boolean } | undefined
       if (result.ok && returned?.twoFactorRedirect === true) {

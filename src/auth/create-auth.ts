@@ -13,6 +13,7 @@ import { auditTrail } from './audit-plugin.js'
 import type { Mailer } from '../mail/mailer.js'
 import { cookieSignature, verifiedValue } from './cookie-signature.js'
 import { boundedPasswordHashing, signUpHashedFirst } from './password-hashing.js'
+import { twoFactorOnEveryWayIn } from './two-factor-gate.js'
 import { confirmEmailChangeMessage, deleteAccountMessage, resetPasswordMessage, verifyEmailMessage } from '../mail/messages.js'
 
 /** How long a session (and its cookie) lives; Better Auth extends it as it is used (sliding expiry). */
@@ -26,7 +27,9 @@ export const FRONTEND_PATHS = {
   resetPassword: '/reset-password',
   accountDeleted: '/',
   /** Failed social sign-ins and links land here with ?error=<code>. */
-  authError: '/auth-error'
+  authError: '/auth-error',
+  /** A social sign-in (or a link) of a user with two-factor on lands here to ask for the code, with ?callbackURL=. */
+  twoFactor: '/two-factor'
 } as const
 
 /**
@@ -65,6 +68,7 @@ type AuthConfig = Pick<Config, 'auth' | 'app' | 'rateLimit' | 'redisUrl'>
 export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secondaryStorage, pendingAuditWrites }: CreateAuthOptions = {}) {
   const { app } = config
   const toFrontend = (url: string, path: string) => frontendLink(url, path, app.frontendURL)
+  const twoFactorPlugin = twoFactor({ issuer: app.name })
 
   return betterAuth({
     appName: app.name,
@@ -146,7 +150,9 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
       customRules: { ...RATE_LIMITS.customRules }
     },
     plugins: [
-      twoFactor({ issuer: app.name }),
+      twoFactorPlugin,
+      // Before the audit trail, whose hook then sees the sign-in waiting for its code.
+      twoFactorOnEveryWayIn(twoFactorPlugin, { codePage: new URL(FRONTEND_PATHS.twoFactor, app.frontendURL).href }),
       admin(),
       // /api/auth/open-api/generate-schema and /api/auth/reference
       openAPI(),

@@ -135,6 +135,7 @@ export default fp(async function metricsPlugin (app) {
         // Without an ID token this only starts the redirect to the provider: the callback counts.
         if (failed) signIns.inc(signInLabels.social.failed)
         else if (setsSession(reply)) signIns.inc(signInLabels.social.succeeded)
+        else if (setsTwoFactorCookie(reply)) signIns.inc(signInLabels.social.two_factor_required)
         return
       case '/two-factor/verify-totp':
       case '/two-factor/verify-otp':
