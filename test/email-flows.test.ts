@@ -358,6 +358,34 @@ t.test('MAIL_TRANSPORT=console writes the message, link included, to the log', a
   })
 })
 
+// Security review finding 8: an older reset link must not outlive a newer one's use, nor a password change.
+t.test('using a reset link, or changing the password, ends every other reset link of the user', async (t) => {
+  const { url } = main
+  const email = 'two-links@example.com'
+  const owner = browserClient(url)
+  await signUp(t, owner, email)
+  const resetLink = async () => {
+    t.equal((await browserClient(url).post('/api/auth/request-password-reset', { email })).status, 200)
+    return new URL((await mail.waitForMail(email, { subject: /reset your password/ })).link!).pathname.split('/').pop()!
+  }
+  const reset = (token: string, newPassword: string) => browserClient(url).post('/api/auth/reset-password', { token, newPassword })
+
+  const older = await resetLink()
+  const newer = await resetLink()
+  t.equal((await reset(newer, NEW_PASSWORD)).status, 200, 'the newer link resets the password')
+  const stale = await reset(older, 'an attacker chose this one')
+  t.equal(stale.status, 400, 'the older link is dead')
+  t.equal(stale.json().code, 'INVALID_TOKEN')
+  t.equal((await browserClient(url).post('/api/auth/sign-in/email', { email, password: 'an attacker chose this one' })).status, 401)
+
+  const beforeChange = await resetLink()
+  const signedIn = browserClient(url)
+  t.equal((await signedIn.post('/api/auth/sign-in/email', { email, password: NEW_PASSWORD })).status, 200)
+  t.equal((await signedIn.post('/api/auth/change-password', { currentPassword: NEW_PASSWORD, newPassword: PASSWORD })).status, 200)
+  t.equal((await reset(beforeChange, 'an attacker chose this one')).status, 400, 'a link from before a password change is dead')
+  t.equal((await browserClient(url).post('/api/auth/sign-in/email', { email, password: PASSWORD })).status, 200, 'the changed password works')
+})
+
 // Security review finding 7, the emailed way in: a verification link signs in (autoSignInAfterVerification), so it
 // too asks a user with two-factor on for the code; a browser already signed in just stays signed in.
 t.test('a verification link asks for the second factor before it signs anyone in', async (t) => {

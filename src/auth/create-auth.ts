@@ -13,6 +13,7 @@ import { auditTrail } from './audit-plugin.js'
 import type { Mailer } from '../mail/mailer.js'
 import { cookieSignature, verifiedValue } from './cookie-signature.js'
 import { boundedPasswordHashing, signUpHashedFirst } from './password-hashing.js'
+import { resetLinksEndWithPasswordChange } from './reset-links.js'
 import { totpIssuerEncoding, totpSingleUse } from './totp.js'
 import { twoFactorOnEveryWayIn } from './two-factor-gate.js'
 import { confirmEmailChangeMessage, deleteAccountMessage, resetPasswordMessage, verifyEmailMessage } from '../mail/messages.js'
@@ -156,6 +157,7 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
       twoFactorOnEveryWayIn(twoFactorPlugin, { codePage: new URL(FRONTEND_PATHS.twoFactor, app.frontendURL).href }),
       totpSingleUse({ pool }),
       totpIssuerEncoding(),
+      resetLinksEndWithPasswordChange(),
       admin(),
       // /api/auth/open-api/generate-schema and /api/auth/reference
       openAPI(),
