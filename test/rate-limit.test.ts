@@ -2,11 +2,13 @@
 // the same database (or Redis), and no forwarding header a client writes buys more attempts.
 import { randomInt } from 'node:crypto'
 import { Socket } from 'node:net'
+import { freshSessionMiddleware, sensitiveSessionMiddleware, sessionMiddleware } from 'better-auth/api'
 import t, { type Test } from 'tap'
-import { RATE_LIMITS } from '../src/auth/create-auth.js'
+import { PASSWORD_CHECK_PATHS, RATE_LIMITS } from '../src/auth/create-auth.js'
 import { migrate } from '../src/auth/migrations.js'
 import { buildTestApp, TRUSTED_ORIGIN } from './helpers/app.js'
 import { browserClient } from './helpers/browser-client.js'
+import { query } from './helpers/database.js'
 
 const SIGN_IN_MAX = RATE_LIMITS.customRules['/sign-in/*'].max
 const BEHIND_PROXY = { RATE_LIMIT: 'on', TRUST_PROXY: '127.0.0.1' }
@@ -136,6 +138,57 @@ async function severalMachines (t: Test, env: Record<string, string>) {
     t.ok(statuses.length > 0 && statuses.every((status) => status === 200), `${statuses.length} requests during the migration, all 200`)
   })
 }
+
+// Security review finding 2: a signed-in attacker guessed the password through verify-password at the catch-all's
+// 100/min, unseen. Every endpoint that checks a signed-in user's password is a sign-in attempt.
+t.test('every endpoint that checks a signed-in user\'s password: the sign-in budget on every machine, failures audited', async (t) => {
+  const [first, second] = await twoMachines(t, BEHIND_PROXY)
+  // The list is complete: every endpoint reachable over HTTP that takes `password` or `currentPassword` behind a session.
+  const sessionMiddlewares = new Set<unknown>([sessionMiddleware, sensitiveSessionMiddleware, freshSessionMiddleware])
+  const checking = Object.values(first.app.auth.api as Record<string, { path?: string, options?: { body?: { shape?: object }, use?: unknown[], metadata?: { SERVER_ONLY?: boolean } } }>)
+    .filter((endpoint) => endpoint.path !== undefined && !endpoint.options?.metadata?.SERVER_ONLY)
+    .filter((endpoint) => (endpoint.options?.use ?? []).some((middleware) => sessionMiddlewares.has(middleware)))
+    .filter((endpoint) => Object.keys(endpoint.options?.body?.shape ?? {}).some((key) => key === 'password' || key === 'currentPassword'))
+    .map((endpoint) => endpoint.path!)
+  t.same(checking.sort(), [...PASSWORD_CHECK_PATHS].sort(), 'PASSWORD_CHECK_PATHS names every password-checking endpoint')
+  const wrong = 'not my password at all'
+  const bodies: Record<typeof PASSWORD_CHECK_PATHS[number], Record<string, unknown>> = {
+    '/verify-password': { password: wrong },
+    '/change-password': { currentPassword: wrong, newPassword: 'a brand new password 42' },
+    '/delete-user': { password: wrong },
+    '/two-factor/enable': { password: wrong },
+    '/two-factor/disable': { password: wrong },
+    '/two-factor/get-totp-uri': { password: wrong },
+    '/two-factor/generate-backup-codes': { password: wrong }
+  }
+  for (const path of PASSWORD_CHECK_PATHS) {
+    const email = `guess${path.replaceAll('/', '-')}@example.com`
+    const owner = browserClient(first.url)
+    const setup = { 'x-forwarded-for': newClientIp() }
+    t.equal((await owner.post('/api/auth/sign-up/email', { name: 'G', email, password: 'correct horse battery' }, setup)).status, 200)
+    // Two-factor enrolled, so that its endpoints get as far as the password.
+    t.equal((await owner.post('/api/auth/two-factor/enable', { password: 'correct horse battery' }, setup)).status, 200)
+    if (path === '/two-factor/generate-backup-codes') {
+      await query(first.databaseUrl, 'UPDATE "user" SET "twoFactorEnabled" = true WHERE email = $1', [email])
+    }
+    const cookie = await owner.jar.getCookieString(first.url)
+    const attacker = newClientIp()
+    const guess = (machine: number) => fetch(`${[first, second][machine % 2]!.url}/api/auth${path}`, {
+      method: 'POST',
+      headers: { origin: TRUSTED_ORIGIN, 'content-type': 'application/json', cookie, 'x-forwarded-for': attacker },
+      body: JSON.stringify(bodies[path])
+    }).then(async (response) => ({ status: response.status, code: (await response.json()).code }))
+    const answers = []
+    for (let i = 0; i < SIGN_IN_MAX; i++) answers.push(await guess(i))
+    t.same(answers, Array(SIGN_IN_MAX).fill({ status: 400, code: 'INVALID_PASSWORD' }), `${path}: ${SIGN_IN_MAX} guesses answered, on both machines`)
+    t.equal((await guess(0)).status, 429, `${path}: then 429`)
+    t.equal((await guess(1)).status, 429, `${path}: on the other machine too`)
+    const { rows } = await query(first.databaseUrl,
+      `SELECT count(*)::int AS n FROM audit_event WHERE type = 'sign_in.failed' AND "userId" = (SELECT id FROM "user" WHERE email = $1)
+         AND detail->>'method' = 'password_check' AND detail->>'endpoint' = $2 AND detail->>'reason' = 'INVALID_PASSWORD'`, [email, path])
+    t.equal(rows[0].n, SIGN_IN_MAX, `${path}: each wrong password audited as a failed sign-in`)
+  }
+})
 
 t.test('several machines on one database (rate limits and sessions in PostgreSQL)', async (t) => {
   await severalMachines(t, {})

@@ -185,9 +185,12 @@ export interface AuditTrailOptions {
   log?: FastifyBaseLogger
   /** Where writes still running are kept (see createAuditWriter). */
   pendingWrites?: Set<Promise<void>>
+  /** Endpoints that check a signed-in user's password: a wrong one is recorded as a failed sign-in. */
+  passwordChecks?: readonly string[]
 }
 
-export function auditTrail ({ pool, log, pendingWrites }: AuditTrailOptions) {
+export function auditTrail ({ pool, log, pendingWrites, passwordChecks = [] }: AuditTrailOptions) {
+  const passwordCheckPaths = new Set(passwordChecks)
   const write = createAuditWriter(pool, log, pendingWrites)
   // Updates of one request run one after the other, so before/after pair up in order. Keyed by the request's
   // AuthContext; calls outside any request share one queue.
@@ -213,6 +216,13 @@ export function auditTrail ({ pool, log, pendingWrites }: AuditTrailOptions) {
     const session = ctx.context.session
     const newSession = ctx.context.newSession
 
+    if (passwordCheckPaths.has(path) && !result.ok && result.code === 'INVALID_PASSWORD' && session) {
+      return emit(ctx, {
+        type: 'sign_in.failed',
+        userId: session.user.id,
+        detail: { method: 'password_check', endpoint: path, reason: result.code, sessionId: session.session.id }
+      })
+    }
     // A social sign-in or an emailed link of a user with two-factor on, sent to the code page (./two-factor-gate.ts).
     const waitingUser = userWaitingForCode(ctx.context)
     if (waitingUser !== undefined) {

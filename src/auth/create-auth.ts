@@ -38,11 +38,29 @@ export const FRONTEND_PATHS = {
  * Better Auth's rate limits, per client address and path, counted where every machine sees them (PostgreSQL, or
  * Redis with REDIS_URL). `window` is in seconds. Two-factor endpoints keep the plugin's own 3 per 10 s.
  */
+/**
+ * The endpoints that check a signed-in user's password (all of them in Better Auth 1.7 and our plugins: a body field
+ * `password` or `currentPassword` behind a session; test/rate-limit.test.ts checks the list). Each wrong password is
+ * a guess, so each endpoint has the sign-in budget, and the audit trail records it as a failed sign-in.
+ */
+export const PASSWORD_CHECK_PATHS = [
+  '/verify-password',
+  '/change-password',
+  '/delete-user',
+  '/two-factor/enable',
+  '/two-factor/disable',
+  '/two-factor/get-totp-uri',
+  '/two-factor/generate-backup-codes'
+] as const
+
+const SIGN_IN_BUDGET = { window: 60, max: 10 }
+
 export const RATE_LIMITS = {
   /** Every other /api/auth endpoint. */
   default: { window: 60, max: 100 },
   customRules: {
-    '/sign-in/*': { window: 60, max: 10 },
+    '/sign-in/*': SIGN_IN_BUDGET,
+    ...Object.fromEntries(PASSWORD_CHECK_PATHS.map((path) => [path, SIGN_IN_BUDGET])) as Record<typeof PASSWORD_CHECK_PATHS[number], typeof SIGN_IN_BUDGET>,
     '/sign-up/*': { window: 60, max: 5 },
     '/request-password-reset': { window: 300, max: 3 },
     '/reset-password': { window: 300, max: 5 },
@@ -161,7 +179,7 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
       admin(),
       // /api/auth/open-api/generate-schema and /api/auth/reference
       openAPI(),
-      auditTrail({ pool, log, pendingWrites: pendingAuditWrites }),
+      auditTrail({ pool, log, pendingWrites: pendingAuditWrites, passwordChecks: PASSWORD_CHECK_PATHS }),
       signUpHashedFirst()
     ],
     hooks: { before: acceptPreviousSecrets(config.auth.secrets) },
