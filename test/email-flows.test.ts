@@ -358,6 +358,42 @@ t.test('MAIL_TRANSPORT=console writes the message, link included, to the log', a
   })
 })
 
+// Security review finding 1: for an existing address Better Auth made up a user without the admin plugin's default
+// role ("role": null where a new account has "user"), so the answer told who has an account.
+t.test('with REQUIRE_EMAIL_VERIFICATION, sign-up answers an existing address exactly as a new one', async (t) => {
+  const mail = await startMailServer(t)
+  const { url, databaseUrl } = await buildTestApp(t, { listen: true, env: { APP_NAME, REQUIRE_EMAIL_VERIFICATION: 'true', ...mailEnv(mail) } })
+  const signUpAs = async (email: string) => {
+    const started = performance.now()
+    const response = await browserClient(url).post('/api/auth/sign-up/email', { email, password: PASSWORD, name: 'Same Name' })
+    return { response, ms: performance.now() - started }
+  }
+  // Addresses of one length, so that nothing but the account's existence could change the answer's size.
+  const existing = 'taken-00@example.com'
+  t.equal((await signUpAs(existing)).response.status, 200)
+  await query(databaseUrl, 'UPDATE "user" SET "emailVerified" = true WHERE email = $1', [existing])
+
+  // Fields that echo the request or are made for each answer; everything else must match.
+  const ECHOED = new Set(['id', 'email', 'createdAt', 'updatedAt'])
+  const HEADERS_PER_ANSWER = new Set(['date', 'x-request-id'])
+  const shape = ({ response }: Awaited<ReturnType<typeof signUpAs>>) => ({
+    status: response.status,
+    headers: [...response.headers].filter(([name]) => !HEADERS_PER_ANSWER.has(name)),
+    cookies: response.headers.getSetCookie(),
+    body: JSON.parse(response.text, (key, value) => ECHOED.has(key) ? typeof value : value)
+  })
+  const timings = { existing: [] as number[], fresh: [] as number[] }
+  for (let i = 1; i <= 8; i++) {
+    const forExisting = await signUpAs(existing)
+    const forNew = await signUpAs(`fresh-${String(i).padStart(2, '0')}@example.com`)
+    t.same(shape(forExisting), shape(forNew), `attempt ${i}: status, headers, cookies and body match`)
+    timings.existing.push(forExisting.ms)
+    timings.fresh.push(forNew.ms)
+  }
+  const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!.toFixed(1)
+  t.comment(`sign-up medians over 8: existing address ${median(timings.existing)} ms, new address ${median(timings.fresh)} ms`)
+})
+
 // Security review finding 8: an older reset link must not outlive a newer one's use, nor a password change.
 t.test('using a reset link, or changing the password, ends every other reset link of the user', async (t) => {
   const { url } = main

@@ -112,6 +112,19 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
       revokeSessionsOnPasswordReset: true,
       // Better Auth's scrypt, bounded: see ./password-hashing.ts.
       password: boundedPasswordHashing(),
+      // With verification required, sign-up for an existing address answers with a made-up user. It must carry the
+      // defaults the plugins give a new one (admin's role and ban fields, two-factor's flag), or the answer tells who
+      // has an account (test/email-flows.test.ts compares the two answers).
+      customSyntheticUser: ({ coreFields, additionalFields, id }) => ({
+        ...coreFields,
+        role: 'user',
+        banned: false,
+        banReason: null,
+        banExpires: null,
+        twoFactorEnabled: false,
+        ...additionalFields,
+        id
+      }),
       sendResetPassword: async ({ user, url }) => {
         mailer?.sendLater(resetPasswordMessage(app.name, user, toFrontend(url, FRONTEND_PATHS.resetPassword)))
       }
