@@ -283,6 +283,54 @@ t.test('impersonation: its event names the admin; the admin acts as the user, th
   t.equal((await boss.client.get('/api/me')).json().user.id, boss.userId, 'and is the admin again')
 })
 
+// Security review findings 4 and 11: acts under impersonation were stored as the user's own; the impersonation
+// session slid to 7 days once its dont_remember cookie was dropped, hid from the user, and admins saw raw tokens.
+t.test('impersonation: every act names the admin; the session ends within its hour, the user sees it, admins see no tokens', async (t) => {
+  const boss = await signUp('imp2-boss@example.com')
+  await query(databaseUrl, 'UPDATE "user" SET role = \'admin\' WHERE id = $1', [boss.userId])
+  const target = await signUp('imp2-target@example.com')
+
+  const listed = await boss.client.get(`/api/auth/admin/list-user-sessions?userId=${target.userId}`)
+  const listedBody = listed.status === 200 ? listed.json() : await boss.client.post('/api/auth/admin/list-user-sessions', { userId: target.userId }).then((r) => r.json())
+  t.ok(listedBody.sessions.length > 0, 'the admin lists the user\'s sessions')
+  t.ok(listedBody.sessions.every((session: Record<string, unknown>) => !('token' in session)), 'without their tokens')
+  const revokeOne = await boss.client.post('/api/auth/admin/revoke-user-session', { sessionId: listedBody.sessions[0].id })
+  t.equal(revokeOne.status, 200, 'and revoke one by its id')
+  t.equal((await target.client.get('/api/me')).status, 401, 'which ends it')
+  t.equal((await boss.client.post('/api/auth/admin/revoke-user-session', { sessionId: 'no-such-session' })).status, 404)
+
+  t.equal((await boss.client.post('/api/auth/admin/impersonate-user', { userId: target.userId })).status, 200)
+  await collectCookies(boss.client)
+  // The admin's browser drops the dont_remember cookie; the session must not slide past its hour.
+  const cookies = await boss.client.cookies()
+  const sessionCookie = cookies.find((cookie) => cookie.key === 'better-auth.session_token')!
+  const impersonating = browserClient(url)
+  await impersonating.jar.setCookie(`better-auth.session_token=${sessionCookie.value}`, url)
+  t.equal((await impersonating.get('/api/auth/get-session')).status, 200)
+  const { rows: [row] } = await query(databaseUrl,
+    'SELECT extract(epoch FROM "expiresAt" - "createdAt")::int AS seconds FROM session WHERE "impersonatedBy" = $1', [boss.userId])
+  t.ok(row.seconds <= 3600, `the impersonation session still ends within its hour (${row.seconds} s after it began)`)
+
+  // Acts of the impersonated session (the user signed in elsewhere first, so that there is another session to end).
+  t.equal((await browserClient(url).post('/api/auth/sign-in/email', { email: 'imp2-target@example.com', password: PASSWORD })).status, 200)
+  t.equal((await boss.client.post('/api/auth/revoke-other-sessions')).status, 200)
+  t.equal((await boss.client.post('/api/auth/change-email', { newEmail: 'imp2-moved@example.com' })).status, 200)
+  const events = await eventsOf(target.userId)
+  const acts = events.slice(events.findIndex((event) => event.type === 'impersonation.started') + 1)
+    .filter((event) => event.type === 'session.revoked' || event.type.startsWith('email.'))
+  t.ok(acts.length >= 2, `acts recorded: ${acts.map((event) => event.type).join(', ')}`)
+  for (const event of acts) t.equal(event.detail.impersonatedBy, boss.userId, `${event.type} names the admin`)
+
+  // The user, signing in, sees the impersonation among their sessions and an administrator in their feed.
+  const owner = browserClient(url)
+  t.equal((await owner.post('/api/auth/sign-in/email', { email: 'imp2-target@example.com', password: PASSWORD })).status, 200)
+  const sessions = (await owner.get('/api/auth/list-sessions')).json() as Array<{ impersonatedBy?: string | null }>
+  t.ok(sessions.some((session) => session.impersonatedBy === boss.userId), 'the user\'s session list shows the impersonation')
+  const feed = (await owner.get('/api/me/security-events')).json().events as Array<{ type: string, detail: Record<string, unknown> }>
+  const changeRequested = feed.find((event) => event.type === 'email.change_requested')
+  t.equal(changeRequested?.detail.impersonatedBy, boss.userId, 'the feed says which administrator acted')
+})
+
 t.test('nothing secret anywhere in the table: passwords, tokens, cookies, codes, links', async (t) => {
   // createdAt is left out: its microseconds could match a six-digit code by chance.
   const { rows } = await query(databaseUrl,

@@ -101,7 +101,7 @@ type Ctx = {
   headers?: Headers
   request?: Request
   context: {
-    session?: { user: { id: string }, session: { id: string } } | null
+    session?: { user: { id: string }, session: { id: string, impersonatedBy?: string | null } } | null
     newSession?: { user: { id: string }, session: { id: string } } | null
     returned?: unknown
     internalAdapter: {
@@ -200,7 +200,11 @@ export function auditTrail ({ pool, log, pendingWrites, passwordChecks = [] }: A
   const resetUsers = new WeakMap<object, string>()
 
   // A write never rejects (the writer logs its failure); callers run inside safely().
-  const emit = (ctx: Ctx | null | undefined, event: AuditEvent) => write(event, requestOf(ctx))
+  // Whatever an impersonated session does names the admin behind it (Better Auth keeps it on the session).
+  const emit = (ctx: Ctx | null | undefined, event: AuditEvent) => {
+    const impersonatedBy = ctx?.context?.session?.session.impersonatedBy
+    return write(impersonatedBy ? { ...event, detail: { ...event.detail, impersonatedBy } } : event, requestOf(ctx))
+  }
   /** Hook bodies never throw: a failure to audit is logged and the request goes on. */
   const safely = <A extends unknown[]>(fn: (...args: A) => Promise<void>) => async (...args: A) => {
     try {

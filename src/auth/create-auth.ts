@@ -13,6 +13,7 @@ import { auditTrail } from './audit-plugin.js'
 import type { Mailer } from '../mail/mailer.js'
 import { cookieSignature, verifiedValue } from './cookie-signature.js'
 import { boundedPasswordHashing, signUpHashedFirst } from './password-hashing.js'
+import { impersonationLimits, withImpersonationShown } from './impersonation.js'
 import { resetLinksEndWithPasswordChange } from './reset-links.js'
 import { totpIssuerEncoding, totpSingleUse } from './totp.js'
 import { twoFactorOnEveryWayIn } from './two-factor-gate.js'
@@ -189,7 +190,8 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
       totpSingleUse({ pool }),
       totpIssuerEncoding(),
       resetLinksEndWithPasswordChange(),
-      admin(),
+      withImpersonationShown(admin()),
+      impersonationLimits(),
       // /api/auth/open-api/generate-schema and /api/auth/reference
       openAPI(),
       auditTrail({ pool, log, pendingWrites: pendingAuditWrites, passwordChecks: PASSWORD_CHECK_PATHS }),
