@@ -12,7 +12,7 @@ import { requestLog, withoutAddresses } from '../logger.js'
 import { auditTrail } from './audit-plugin.js'
 import type { Mailer } from '../mail/mailer.js'
 import { cookieSignature, verifiedValue } from './cookie-signature.js'
-import { boundedPasswordHashing, signUpHashedFirst } from './password-hashing.js'
+import { boundedPasswordHashing, PASSWORD_HASHING, passwordHashingHooks } from './password-hashing.js'
 import { impersonationLimits, withImpersonationShown } from './impersonation.js'
 import { resetLinksEndWithPasswordChange } from './reset-links.js'
 import { totpIssuerEncoding, totpSingleUse } from './totp.js'
@@ -111,8 +111,8 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
       requireEmailVerification: config.auth.requireEmailVerification,
       resetPasswordTokenExpiresIn: EMAIL_LINK_EXPIRES_IN_SECONDS,
       revokeSessionsOnPasswordReset: true,
-      // Better Auth's scrypt, bounded: see ./password-hashing.ts.
-      password: boundedPasswordHashing(),
+      // Better Auth's scrypt, bounded: see ./password-hashing.ts. Per-client shares are rate limits too.
+      password: boundedPasswordHashing({ ...PASSWORD_HASHING, shareLimit: config.rateLimit ? PASSWORD_HASHING.shareLimit : Infinity }),
       // With verification required, sign-up for an existing address answers with a made-up user. It must carry the
       // defaults the plugins give a new one (admin's role and ban fields, two-factor's flag), or the answer tells who
       // has an account (test/email-flows.test.ts compares the two answers).
@@ -195,7 +195,7 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
       // /api/auth/open-api/generate-schema and /api/auth/reference
       openAPI(),
       auditTrail({ pool, log, pendingWrites: pendingAuditWrites, passwordChecks: PASSWORD_CHECK_PATHS }),
-      signUpHashedFirst()
+      passwordHashingHooks()
     ],
     hooks: { before: acceptPreviousSecrets(config.auth.secrets) },
     telemetry: { enabled: false },

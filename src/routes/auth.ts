@@ -67,8 +67,9 @@ export default async function authRoutes (app: FastifyInstance) {
     for (const [name, value] of response.headers) {
       if (name !== 'set-cookie' && name !== 'content-length') reply.header(name, value)
     }
-    // Better Auth says when to retry in X-Retry-After; HTTP clients and proxies read Retry-After.
-    if (response.status === 429) reply.header('retry-after', response.headers.get('x-retry-after') ?? '60')
+    // Better Auth's limiter says when to retry in X-Retry-After; HTTP clients and proxies read Retry-After (which
+    // a spent hashing share sets itself).
+    if (response.status === 429) reply.header('retry-after', response.headers.get('retry-after') ?? response.headers.get('x-retry-after') ?? '60')
     // Headers iteration joins Set-Cookie values with commas; each cookie needs its own header.
     const cookies = response.headers.getSetCookie()
     if (cookies.length > 0) reply.header('set-cookie', cookies)
