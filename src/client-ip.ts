@@ -46,3 +46,20 @@ export function createClientIp (trust: TrustProxy): (request: FastifyRequest) =>
 function isIPv4Peer (address: string): boolean {
   return isIP(address) === 4 || (address.startsWith('::ffff:') && isIP(address.slice(7)) === 4)
 }
+
+/**
+ * The key a client's budgets count under: its address, or for IPv6 its /64 network, as Better Auth's limiter keys it
+ * (one subscriber usually gets a whole /64, so rotating addresses within it must buy nothing). IPv4-mapped IPv6
+ * addresses count as their IPv4 address.
+ */
+export function clientBudgetKey (ip: string): string {
+  if (isIP(ip) !== 6) return ip
+  const address = ip.split('%')[0]!.toLowerCase()
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(address)
+  if (mapped) return mapped[1]!
+  const [head = '', tail] = address.split('::')
+  const headGroups = head === '' ? [] : head.split(':')
+  const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':')
+  const groups = tail === undefined ? headGroups : [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill('0'), ...tailGroups]
+  return `${groups.slice(0, 4).map((group) => group.padStart(4, '0')).join(':')}::/64`
+}

@@ -28,7 +28,7 @@ t.test('applies the schema, says what it created, then finds nothing pending', a
   t.equal(first.code, 0, first.stderr)
   t.match(first.stdout, /Migrated:\n(.|\n)*\+ table "user"/)
   t.notMatch(first.stdout, /postgres:\/\/[^ ]*:[^*@ ]+@/, 'no password in the output')
-  t.same(await tables(databaseUrl), ['account', 'audit_event', 'rateLimit', 'session', 'twoFactor', 'user', 'verification'])
+  t.same(await tables(databaseUrl), ['account', 'audit_event', 'rateLimit', 'session', 'totp_used_code', 'twoFactor', 'user', 'verification'])
 
   const second = await runCommand(migrateScript, { env: envFor(databaseUrl) })
   t.equal(second.code, 0)
@@ -43,7 +43,7 @@ t.test('concurrent runs take turns under the advisory lock', async (t) => {
   t.same(runs.map((run) => run.code), [0, 0, 0], runs.map((run) => run.stderr).join('\n'))
   t.equal(runs.filter((run) => run.stdout.includes('Migrated:')).length, 1, 'exactly one run created the schema')
   t.equal(runs.filter((run) => run.stdout.includes('Nothing to migrate')).length, 2)
-  t.same(await tables(databaseUrl), ['account', 'audit_event', 'rateLimit', 'session', 'twoFactor', 'user', 'verification'])
+  t.same(await tables(databaseUrl), ['account', 'audit_event', 'rateLimit', 'session', 'totp_used_code', 'twoFactor', 'user', 'verification'])
 })
 
 t.test('a failure exits non-zero with a clear message', async (t) => {

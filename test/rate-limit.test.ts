@@ -7,6 +7,8 @@ import t, { type Test } from 'tap'
 import { PASSWORD_CHECK_PATHS, RATE_LIMITS } from '../src/auth/create-auth.js'
 import { migrate } from '../src/auth/migrations.js'
 import { buildTestApp, TRUSTED_ORIGIN } from './helpers/app.js'
+import { clientBudgetKey } from '../src/client-ip.js'
+import { ROUTE_RATE_LIMIT } from '../src/plugins/route-rate-limit.js'
 import { browserClient } from './helpers/browser-client.js'
 import { query } from './helpers/database.js'
 
@@ -188,6 +190,22 @@ t.test('every endpoint that checks a signed-in user\'s password: the sign-in bud
          AND detail->>'method' = 'password_check' AND detail->>'endpoint' = $2 AND detail->>'reason' = 'INVALID_PASSWORD'`, [email, path])
     t.equal(rows[0].n, SIGN_IN_MAX, `${path}: each wrong password audited as a failed sign-in`)
   }
+})
+
+// Suspected in the security review: our own read limits keyed on the full IPv6 address, while Better Auth groups
+// IPv6 by /64, so rotating addresses within one's /64 escaped them.
+t.test('our read limits count IPv6 by /64, as Better Auth does: rotating within a network buys nothing', async (t) => {
+  t.equal(clientBudgetKey('2001:db8:1:2::7'), '2001:0db8:0001:0002::/64')
+  t.equal(clientBudgetKey('2001:DB8:1:2:aaaa:bbbb:cccc:dddd'), '2001:0db8:0001:0002::/64')
+  t.equal(clientBudgetKey('::ffff:198.51.100.7'), '198.51.100.7')
+  t.equal(clientBudgetKey('198.51.100.7'), '198.51.100.7')
+  const { url } = await buildTestApp(t, { listen: true, env: BEHIND_PROXY })
+  const me = (ip: string) => fetch(`${url}/api/me`, { headers: { 'x-forwarded-for': ip } }).then((response) => response.status)
+  const statuses: number[] = []
+  for (let i = 1; i <= ROUTE_RATE_LIMIT.max; i++) statuses.push(await me(`2001:db8:${runOctet}:2::${i.toString(16)}`))
+  t.same(statuses, Array(ROUTE_RATE_LIMIT.max).fill(401), 'the budget\'s worth answered')
+  t.equal(await me(`2001:db8:${runOctet}:2:ffff::1`), 429, 'then another address of the same /64 is refused')
+  t.equal(await me(`2001:db8:${runOctet}:3::1`), 401, 'another /64 has its own budget')
 })
 
 t.test('several machines on one database (rate limits and sessions in PostgreSQL)', async (t) => {

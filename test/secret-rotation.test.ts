@@ -26,6 +26,14 @@ type Browser = ReturnType<typeof browserClient>
 type Response = Awaited<ReturnType<Browser['get']>>
 const browser = () => browserClient(before.url)
 const at = (app: TestApp, path: string) => `${app.url}${path}`
+/**
+ * The current code, usable again: this test is about secrets, and its steps sign the same users in within one TOTP
+ * period, while each code is accepted only once (test/account-security.test.ts); the record of used codes is cleared.
+ */
+const freshCode = async (totp: OTPAuth.TOTP) => {
+  await query(databaseUrl, 'DELETE FROM totp_used_code')
+  return totp.generate()
+}
 
 /** Asserts the status; the body is shown only when it fails (it can hold tokens). */
 const statusIs = (t: Test, response: Response, status: number, message = `HTTP ${status}`) =>
@@ -63,7 +71,7 @@ async function enableTwoFactor (app: TestApp, b: Browser): Promise<OTPAuth.TOTP>
   if (enable.status !== 200) throw new Error(`two-factor/enable: ${enable.status} ${enable.text}`)
   const totp = OTPAuth.URI.parse(enable.json().totpURI)
   if (!(totp instanceof OTPAuth.TOTP)) throw new Error('not a TOTP URI')
-  const confirm = await b.post(at(app, '/api/auth/two-factor/verify-totp'), { code: totp.generate() })
+  const confirm = await b.post(at(app, '/api/auth/two-factor/verify-totp'), { code: await freshCode(totp) })
   if (confirm.status !== 200) throw new Error(`two-factor/verify-totp: ${confirm.status} ${confirm.text}`)
   return totp
 }
@@ -103,13 +111,13 @@ t.test('step 1 (2:new,1:old): nobody is signed out, and the new secret takes ove
   statusIs(t, session, 200)
   t.equal(session.json()?.user?.id, ada.userId, 'Better Auth\'s own get-session sees it too')
 
-  const pending = await adaPending.browser.post(at(step1, '/api/auth/two-factor/verify-totp'), { code: adaTotp.generate() })
+  const pending = await adaPending.browser.post(at(step1, '/api/auth/two-factor/verify-totp'), { code: await freshCode(adaTotp) })
   statusIs(t, pending, 200, 'a sign-in started before step 1 completes with its code after it')
   t.equal(await signedWith(adaPending.browser), 'new', 'and its session is signed with the new secret')
 
   const signIn = await startSignIn(step1, 'ada@example.com')
   t.same(signIn.response.json(), { twoFactorRedirect: true, twoFactorMethods: ['totp'] })
-  const code = await signIn.browser.post(at(step1, '/api/auth/two-factor/verify-totp'), { code: adaTotp.generate() })
+  const code = await signIn.browser.post(at(step1, '/api/auth/two-factor/verify-totp'), { code: await freshCode(adaTotp) })
   statusIs(t, code, 200, 'two-factor secrets encrypted before the rotation still decrypt')
   t.same(await meOn(step1, signIn.browser), { status: 200, userId: ada.userId })
   t.equal(await signedWith(signIn.browser), 'new', 'new sessions are signed with the new secret')
@@ -135,7 +143,7 @@ t.test('step 2 (2:new): the old secret signs and verifies nothing; BETTER_AUTH_S
   t.same(await meOn(step2, ada.browser), { status: 200, userId: ada.userId }, 'cookies signed with the new secret stay')
 
   const signIn = await startSignIn(step2, 'ada@example.com')
-  const code = await signIn.browser.post(at(step2, '/api/auth/two-factor/verify-totp'), { code: adaTotp.generate() })
+  const code = await signIn.browser.post(at(step2, '/api/auth/two-factor/verify-totp'), { code: await freshCode(adaTotp) })
   statusIs(t, code, 200, 'a two-factor secret from before the rotation decrypts with BETTER_AUTH_SECRET=old')
   t.equal(await signedWith(signIn.browser), 'new', 'signed with the new secret')
 })
@@ -143,13 +151,13 @@ t.test('step 2 (2:new): the old secret signs and verifies nothing; BETTER_AUTH_S
 t.test('setting BETTER_AUTH_SECRET to the new secret breaks two-factor enrolled before the rotation', async (t) => {
   const ada2 = await startSignIn(wrong, 'ada@example.com')
   t.equal(ada2.response.json().twoFactorRedirect, true, 'the password step passes')
-  const code = await ada2.browser.post(at(wrong, '/api/auth/two-factor/verify-totp'), { code: adaTotp.generate() })
+  const code = await ada2.browser.post(at(wrong, '/api/auth/two-factor/verify-totp'), { code: await freshCode(adaTotp) })
   t.equal(code.status, 500, 'the old unversioned ciphertext cannot be read', { body: code.text })
   t.equal(await signedWith(ada2.browser), 'no cookie', 'no session')
 
   // Carol enrolled during step 1: her secret is encrypted with version 2, which this machine has.
   const carol = await startSignIn(wrong, 'carol@example.com')
-  const carolCode = await carol.browser.post(at(wrong, '/api/auth/two-factor/verify-totp'), { code: carolTotp!.generate() })
+  const carolCode = await carol.browser.post(at(wrong, '/api/auth/two-factor/verify-totp'), { code: await freshCode(carolTotp!) })
   statusIs(t, carolCode, 200, 'versioned ciphertext is read with its version\'s secret')
 })
 

@@ -7,7 +7,7 @@ import type { BetterAuthPlugin } from 'better-auth'
 import { APIError, createAuthMiddleware, getSessionFromCtx } from 'better-auth/api'
 import { hashPassword, verifyPassword } from 'better-auth/crypto'
 import pLimit from 'p-limit'
-import { CLIENT_IP_HEADER } from '../client-ip.js'
+import { CLIENT_IP_HEADER, clientBudgetKey } from '../client-ip.js'
 
 /**
  * Password hashing with a bound. Better Auth's scrypt (N=16384, r=16) takes ~60 ms of a core and ~32 MB per hash in
@@ -50,6 +50,8 @@ declare module '@fastify/request-context' {
     hashingShare?: string[]
     /** A sign-up's password and its hash, made before the sign-up's transaction. */
     hashedAhead?: { password: string, hash: string }
+    /** change-password's current password and its stored hash, to check before the new one is hashed. */
+    checkFirst?: { password: string, hash: string }
     /** A current password already checked, before Better Auth hashes the new one (change-password). */
     verifiedAhead?: { password: string, hash: string }
   }
@@ -69,6 +71,7 @@ export function boundedPasswordHashing ({
 }: HashingBounds = PASSWORD_HASHING) {
   const limit = pLimit(concurrency)
   const inFlight = new Map<string, number>()
+  const done = { hashes: 0, verifications: 0 }
   const run = async <T>(job: () => Promise<T>): Promise<T> => {
     const share = shareOf()
     if (share.some((key) => (inFlight.get(key) ?? 0) >= shareLimit)) {
@@ -89,22 +92,35 @@ export function boundedPasswordHashing ({
     }
   }
   return {
-    hash: (password: string) => takeAhead('hashedAhead', password) ?? run(() => hashPassword(password)),
+    hash: async (password: string) => {
+      const ahead = takeAhead('hashedAhead', password)
+      if (ahead !== undefined) return await ahead
+      // Thrown inside Better Auth's endpoint, so that its after hooks (the audit trail) see the wrong password.
+      const checkFirst = requestContext.get('checkFirst')
+      if (checkFirst !== undefined) {
+        requestContext.set('checkFirst', undefined)
+        if (!await run(() => { done.verifications++; return verifyPassword(checkFirst) })) throw new APIError('BAD_REQUEST', { code: 'INVALID_PASSWORD', message: 'Invalid password' })
+        requestContext.set('verifiedAhead', checkFirst)
+      }
+      return await run(() => { done.hashes++; return hashPassword(password) })
+    },
     verify: ({ hash, password }: { hash: string, password: string }) => {
       const ahead = requestContext.get('verifiedAhead')
       if (ahead?.hash === hash && ahead.password === password) return Promise.resolve(true)
-      return run(() => verifyPassword({ hash, password }))
+      return run(() => { done.verifications++; return verifyPassword({ hash, password }) })
     },
     /** Hashes running and waiting (for tests and metrics). */
-    get load () { return { active: limit.activeCount, pending: limit.pendingCount } }
+    get load () { return { active: limit.activeCount, pending: limit.pendingCount } },
+    /** Hashes and verifications started so far (for tests and metrics). */
+    done
   }
 }
 
-function takeAhead (key: 'hashedAhead', password: string): Promise<string> | undefined {
+function takeAhead (key: 'hashedAhead', password: string): string | undefined {
   const ahead = requestContext.get(key)
   if (ahead?.password !== password) return undefined
   requestContext.set(key, undefined)
-  return Promise.resolve(ahead.hash)
+  return ahead.hash
 }
 
 /**
@@ -116,7 +132,7 @@ function takeAhead (key: 'hashedAhead', password: string): Promise<string> | und
  *   waiting for connections, and failing with the pool's timeout (503) on a busy machine. The password is hashed
  *   first, while no connection is held; the sign-up's own call then takes that hash (same request, same password).
  * - change-password hashed the new password before checking the current one: a wrong current password cost two
- *   hashes. It is checked first; a right one is not checked twice.
+ *   hashes. The hash of the new one checks the current one first; a right one is not checked twice.
  * Passwords outside Better Auth's length bounds are left to it: it refuses those without hashing.
  */
 export function passwordHashingHooks () {
@@ -130,7 +146,7 @@ export function passwordHashingHooks () {
           const email: unknown = ctx.body?.email
           const session = await ctx.getSignedCookie(ctx.context.authCookies.sessionToken.name, ctx.context.secret)
           const account = typeof email === 'string' ? `email:${email.toLowerCase()}` : session ? `session:${session}` : undefined
-          requestContext.set('hashingShare', [client ? `client:${client}` : undefined, account].filter((key) => key !== undefined))
+          requestContext.set('hashingShare', [client ? `client:${clientBudgetKey(client)}` : undefined, account].filter((key) => key !== undefined))
         })
       }, {
         matcher: (ctx) => ctx.path === '/sign-up/email',
@@ -147,11 +163,7 @@ export function passwordHashingHooks () {
           if (!session || !withinBounds(password, ctx.context.password.config)) return
           const accounts = await ctx.context.internalAdapter.findAccounts(session.user.id)
           const hash = accounts.find((account) => account.providerId === 'credential')?.password
-          if (!hash) return
-          if (!await ctx.context.password.verify({ hash, password })) {
-            throw new APIError('BAD_REQUEST', { code: 'INVALID_PASSWORD', message: 'Invalid password' })
-          }
-          requestContext.set('verifiedAhead', { password, hash })
+          if (hash) requestContext.set('checkFirst', { password, hash })
         })
       }]
     }

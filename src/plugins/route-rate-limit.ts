@@ -1,10 +1,11 @@
 import rateLimit from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
 import { RATE_LIMITS } from '../auth/create-auth.js'
+import { clientBudgetKey } from '../client-ip.js'
 
 /**
  * The limit on our own read routes (/api/me, and get-session when it is answered here rather than by Better Auth,
- * whose limiter then never sees it): Better Auth's default budget, per client address, counted in each machine's
+ * whose limiter then never sees it): Better Auth's default budget, per client address (IPv6: per /64), counted in each machine's
  * memory. A read costs one query; counting it in the database as Better Auth does would cost more than the read.
  */
 export const ROUTE_RATE_LIMIT = { max: RATE_LIMITS.default.max, timeWindow: RATE_LIMITS.default.window * 1000 }
@@ -14,7 +15,8 @@ export default fp(async function routeRateLimitPlugin (app) {
   if (!app.config.rateLimit) return
   await app.register(rateLimit, {
     global: false,
-    keyGenerator: (request) => request.clientIp,
+    // IPv6 by /64, as Better Auth's limiter counts: addresses rotated within one network share one budget.
+    keyGenerator: (request) => clientBudgetKey(request.clientIp),
     // Like Better Auth's limiter: no X-RateLimit-* headers on every answer (three headers on every page's session
     // check), only Retry-After on a 429.
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
