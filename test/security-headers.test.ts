@@ -49,3 +49,23 @@ t.test('the API reference page gets its own policy, still not frameable', async 
   t.notMatch(page.headers['content-security-policy'], /https?:|validator\.swagger\.io/, 'no outside host is allowed')
   t.equal(page.headers['x-frame-options'], 'DENY')
 })
+
+// Security review finding 5: /api/me and the audit listings sent no Cache-Control, so a shared cache or the
+// browser's back button could hand a user's data to the next person. Every answer that can carry a user's data says
+// no-store (Better Auth's own answers included), signed in or not.
+t.test('answers that carry a user\'s data are never stored by a cache', async (t) => {
+  const { app } = await buildTestApp(t)
+  const signUp = await app.inject({
+    method: 'POST', url: '/api/auth/sign-up/email', headers: { origin: TRUSTED_ORIGIN },
+    payload: { email: 'cached@example.com', password: 'correct horse battery', name: 'Cached' }
+  })
+  const cookie = signUp.headers['set-cookie']!.toString().split(';')[0]!
+  t.equal(signUp.headers['cache-control'], 'no-store', 'POST /api/auth/sign-up/email')
+  await app.pg.query('UPDATE "user" SET role = \'admin\' WHERE email = $1', ['cached@example.com'])
+  for (const url of ['/api/me', '/api/me/security-events', '/api/admin/audit-events', '/api/auth/get-session', '/api/auth/list-sessions', '/api/auth/list-accounts']) {
+    for (const headers of [{ origin: TRUSTED_ORIGIN, cookie }, { origin: TRUSTED_ORIGIN }]) {
+      const answer = await app.inject({ method: 'GET', url, headers })
+      t.equal(answer.headers['cache-control'], 'no-store', `GET ${url} (${answer.statusCode}${headers.cookie ? ', signed in' : ''})`)
+    }
+  }
+})
