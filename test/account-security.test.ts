@@ -304,12 +304,14 @@ t.test('a TOTP code is used once: on every machine, and when two sign-ins race w
 })
 
 t.test('admin: granted with pnpm user:admin; lists, bans and unbans users; others get 403', async (t) => {
-  const userAdmin = (...args: string[]) => runCommand([process.execPath, '--import', 'tsx', 'scripts/user-admin.ts', ...args], {
-    // Development configuration: DATABASE_URL is all it needs (the secret only keeps it from writing .data/auth-secret).
-    env: { PATH: process.env.PATH, DATABASE_URL: databaseUrl, BETTER_AUTH_SECRET: TEST_SECRET }
-  })
+  // Development configuration: DATABASE_URL is all it needs (the secret only keeps it from writing .data/auth-secret).
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: databaseUrl, BETTER_AUTH_SECRET: TEST_SECRET }
+  const userAdmin = (...args: string[]) => runCommand([process.execPath, '--import', 'tsx', 'scripts/user-admin.ts', ...args], { env })
   const root = await signUp('root@example.com')
   const eve = await signUp('eve@example.com')
+  // Someone else's roles (Better Auth's admin plugin stores them comma-separated); the grant must keep them.
+  const ops = await signUp('ops@example.com')
+  await query(databaseUrl, 'UPDATE "user" SET role = \'user,editor\' WHERE id = $1', [ops.user.id])
 
   // Before the role: a signed-in user is forbidden, not unauthenticated.
   const listAsUser = await root.browser.get('/api/auth/admin/list-users')
@@ -321,23 +323,43 @@ t.test('admin: granted with pnpm user:admin; lists, bans and unbans users; other
   t.equal(await meStatus(eve.browser), 200)
   t.equal((await browserClient(url).get('/api/auth/admin/list-users')).status, 401, 'anonymous: 401')
 
-  // Three independent runs at once (each loads the whole app through tsx: about 2 s of CPU).
-  const [usage, unknown, grant] = await Promise.all([
-    userAdmin(), userAdmin('nobody@example.com'), userAdmin(' Root@Example.com ')
+  // Independent runs at once (each loads the whole app through tsx: about 2 s of CPU). The unverified one runs as
+  // the README documents it, `pnpm user:admin <email>`: anyone can sign up with the address the operator is about
+  // to promote, so an address nobody has proven to own must not become an admin.
+  const [usage, unknownFlag, unknown, unverified] = await Promise.all([
+    userAdmin(), userAdmin('--force', 'root@example.com'), userAdmin('nobody@example.com'),
+    runCommand(['pnpm', 'user:admin', 'root@example.com'], { env })
   ])
+  const USAGE = 'Usage: pnpm user:admin [--allow-unverified] <email>\n'
   t.equal(usage.code, 1)
-  t.equal(usage.stderr, 'Usage: pnpm user:admin <email>\n')
+  t.equal(usage.stderr, USAGE)
   t.equal(usage.stdout, '')
+  t.equal(unknownFlag.code, 1)
+  t.equal(unknownFlag.stderr, USAGE, 'an unknown option is a usage error, not a stack trace')
   t.equal(unknown.code, 1)
   t.equal(unknown.stderr, 'No user with the email nobody@example.com: sign up first, then run this again.\n')
   t.equal(unknown.stdout, '')
+  t.not(unverified.code, 0, 'an unverified address is refused')
+  t.match(unverified.stderr, /^root@example\.com has not verified its email address, so whoever signed up with it would become admin: verify it first, or pass --allow-unverified if you know who did\.$/m)
+  t.notMatch(unverified.stdout, /is now an admin/, 'nothing says it was granted')
+  t.equal((await userRow(root.user.id)).role, 'user', 'the role is unchanged')
+
+  // The owner proves the address (the emailed link is tested in email-flows); the grant then goes through.
+  await query(databaseUrl, 'UPDATE "user" SET "emailVerified" = true WHERE id = $1', [root.user.id])
+  const [grant, grantUnverified] = await Promise.all([
+    userAdmin(' Root@Example.com '), userAdmin('--allow-unverified', 'ops@example.com')
+  ])
   t.equal(grant.code, 0, 'exit 0', { stderr: grant.stderr })
   t.equal(grant.stdout, 'root@example.com is now an admin.\n', 'the address is trimmed and lower-cased')
   t.equal(grant.stderr, '')
-  t.equal((await userRow(root.user.id)).role, 'admin')
+  t.equal((await userRow(root.user.id)).role, 'user,admin', 'admin is added to the roles it had')
+  t.equal(grantUnverified.code, 0, 'exit 0 with --allow-unverified', { stderr: grantUnverified.stderr })
+  t.equal(grantUnverified.stdout, 'ops@example.com is now an admin (its email address is not verified).\n')
+  t.equal((await userRow(ops.user.id)).role, 'user,editor,admin', 'the other roles are kept')
   const twice = await userAdmin('root@example.com')
   t.equal(twice.code, 0, 'exit 0', { stderr: twice.stderr })
   t.equal(twice.stdout, 'root@example.com is already an admin.\n')
+  t.equal((await userRow(root.user.id)).role, 'user,admin', 'not added twice')
 
   // The running session picks the role up (the admin routes read the user from the database), no new sign-in.
   const list = await root.browser.get('/api/auth/admin/list-users')
@@ -347,7 +369,7 @@ t.test('admin: granted with pnpm user:admin; lists, bans and unbans users; other
   t.equal(total, userCount)
   t.equal(users.length, userCount)
   t.match(users.find((user) => user.id === eve.user.id), { email: 'eve@example.com', role: 'user', banned: false })
-  t.match(users.find((user) => user.id === root.user.id), { role: 'admin' })
+  t.match(users.find((user) => user.id === root.user.id), { role: 'user,admin' })
   t.notOk(users.some((user) => 'password' in user), 'no password hashes')
   const search = await root.browser.get('/api/auth/admin/list-users?searchValue=eve&limit=5')
   t.same(search.json().users.map((user: { email: string }) => user.email), ['eve@example.com'])
