@@ -88,6 +88,8 @@ export const serverOptions = {
   // Longer than Fly's proxy idle timeout (60 s), so the proxy, not us, closes idle keep-alive connections.
   keepAliveTimeout: 75_000,
   return503OnClosing: true,
+  // A path parameter (a provider's name, a reset token) longer than this matches no route: 404, before any handler.
+  routerOptions: { maxParamLength: 100 },
   // Headers must be complete within 10 s (slow-header clients); Node checks the timeouts every second.
   // No Host header needed: every URL we build comes from BETTER_AUTH_URL.
   http: { headersTimeout: 10_000, connectionsCheckingInterval: 1_000, requireHostHeader: false },

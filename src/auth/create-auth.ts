@@ -54,6 +54,10 @@ export const PASSWORD_CHECK_PATHS = [
   '/two-factor/generate-backup-codes'
 ] as const
 
+/** The emailed reset link's landing (it redirects to the frontend) and the social providers' callbacks. */
+export const RESET_LINK_PATH = '/reset-password/:token'
+export const SOCIAL_CALLBACK_PATH = '/callback/:id'
+
 const SIGN_IN_BUDGET = { window: 60, max: 10 }
 
 export const RATE_LIMITS = {
@@ -66,7 +70,9 @@ export const RATE_LIMITS = {
     '/request-password-reset': { window: 300, max: 3 },
     '/reset-password': { window: 300, max: 5 },
     '/send-verification-email': { window: 300, max: 3 },
-    '/verify-email': { window: 60, max: 10 }
+    '/verify-email': { window: 60, max: 10 },
+    // Better Auth would keep a counter per token (its key is the path): src/routes/auth.ts limits this route instead.
+    '/reset-password/*': false
   }
 } as const
 

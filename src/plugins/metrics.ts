@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { AUTH_PREFIX } from '../auth/endpoints.js'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 declare module 'fastify' {
@@ -15,8 +16,6 @@ export const METRICS_PATH = '/metrics'
 /** The route label of requests no route matched: their paths are whatever clients send, so they share one label. */
 export const UNMATCHED_ROUTE = 'unmatched'
 
-const AUTH_ROUTE = '/api/auth/*'
-const AUTH_PREFIX = '/api/auth'
 
 type HistogramChild = ReturnType<Histogram<string>['labels']>
 
@@ -87,10 +86,6 @@ export default fp(async function metricsPlugin (app) {
   signUps.inc(0)
   rateLimited.inc(0)
 
-  // Better Auth's own paths become route labels too (/api/auth/sign-in/email, /api/auth/callback/:id): its
-  // endpoints differ a lot in cost. Any other path under /api/auth keeps the template.
-  const authRoutes = authRouteLabels(app)
-
   // The per-request work: a few map lookups and one histogram observation. Children are cached per label set, so
   // prom-client does not validate and build label objects on every request.
   const children = new Map<string, Map<string, Map<number, HistogramChild>>>()
@@ -107,13 +102,9 @@ export default fp(async function metricsPlugin (app) {
   app.addHook('onResponse', function recordRequest (request, reply, done) {
     const template = request.routeOptions.url
     const status = reply.statusCode
-    if (template === AUTH_ROUTE) {
-      const path = authPath(request.url)
-      child(authRoutes.label(path), request.method, status).observe(reply.elapsedTime / 1000)
-      countAuthOutcome(path, request, reply)
-    } else {
-      child(template ?? UNMATCHED_ROUTE, request.method, status).observe(reply.elapsedTime / 1000)
-    }
+    child(template ?? UNMATCHED_ROUTE, request.method, status).observe(reply.elapsedTime / 1000)
+    // Better Auth's endpoints are routes of their own (src/routes/auth.ts): the template is its path.
+    if (template?.startsWith(AUTH_PREFIX + '/') === true) countAuthOutcome(template.slice(AUTH_PREFIX.length), request, reply)
     if (status === 429) rateLimited.inc()
     done()
   })
@@ -203,12 +194,6 @@ export default fp(async function metricsPlugin (app) {
 type SignInMethod = 'email' | 'social' | 'two_factor'
 type SignInOutcome = 'succeeded' | 'failed' | 'two_factor_required'
 
-/** The path under /api/auth, without the query. */
-function authPath (url: string): string {
-  const query = url.indexOf('?')
-  return url.slice(AUTH_PREFIX.length, query === -1 ? undefined : query)
-}
-
 function setCookies (reply: FastifyReply): string[] {
   const value = reply.getHeader('set-cookie')
   return value === undefined ? [] : Array.isArray(value) ? value : [String(value)]
@@ -221,32 +206,4 @@ function setsSession (reply: FastifyReply): boolean {
 
 function setsTwoFactorCookie (reply: FastifyReply): boolean {
   return setCookies(reply).some((cookie) => /two_factor=[^;]/.test(cookie))
-}
-
-/** Route labels for Better Auth's endpoints: its static paths as they are, its paths with parameters as templates. */
-function authRouteLabels (app: FastifyInstance): { label: (path: string) => string } {
-  const statics = new Map<string, string>()
-  const templates: Array<{ pattern: RegExp, label: string }> = []
-  for (const endpoint of Object.values(app.auth.api) as Array<{ path?: unknown }>) {
-    const path = endpoint.path
-    if (typeof path !== 'string' || path === '') continue // server-only endpoints have no path
-    if (path.includes(':')) {
-      const pattern = new RegExp(`^${path.split('/').map((part) => part.startsWith(':') ? '[^/]+' : escapeRegExp(part)).join('/')}$`)
-      templates.push({ pattern, label: AUTH_PREFIX + path })
-    } else {
-      statics.set(path, AUTH_PREFIX + path)
-    }
-  }
-  return {
-    label (path) {
-      const label = statics.get(path)
-      if (label !== undefined) return label
-      for (const template of templates) if (template.pattern.test(path)) return template.label
-      return AUTH_ROUTE
-    }
-  }
-}
-
-function escapeRegExp (text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }

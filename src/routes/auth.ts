@@ -1,6 +1,8 @@
 import { STATUS_CODES } from 'node:http'
 import { fromNodeHeaders } from 'better-auth/node'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { AUTH_PREFIX, authEndpoints } from '../auth/endpoints.js'
+import { RESET_LINK_PATH, SOCIAL_CALLBACK_PATH } from '../auth/create-auth.js'
 import { HASHING_BUSY, HASHING_RETRY_AFTER_SECONDS } from '../auth/password-hashing.js'
 import { carriesBadText } from '../auth/request-text.js'
 import type { ReadOptions } from '../auth/session-reader.js'
@@ -12,7 +14,7 @@ import { ROUTE_RATE_LIMIT } from '../plugins/route-rate-limit.js'
 const AUTH_BODY_LIMIT = 64 * 1024
 
 /**
- * Forwards /api/auth/* to Better Auth as Web Requests. Encapsulated (not fastify-plugin) so that its raw-body parser
+ * Forwards Better Auth's endpoints under /api/auth to it as Web Requests. Encapsulated (not fastify-plugin) so that its raw-body parser
  * applies here only: Better Auth parses JSON and form bodies itself, and an empty JSON body must reach it as empty.
  */
 export default async function authRoutes (app: FastifyInstance) {
@@ -21,14 +23,29 @@ export default async function authRoutes (app: FastifyInstance) {
     done(null, body)
   })
 
-  app.route({
-    method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
-    url: '/api/auth/*',
-    bodyLimit: AUTH_BODY_LIMIT,
-    // Better Auth describes its own endpoints; src/plugins/openapi.ts merges them into our document.
-    schema: { hide: true },
-    handler: forwardToBetterAuth
-  })
+  // Exactly Better Auth's endpoints, so that any other path under /api/auth is our JSON 404 and never reaches Better
+  // Auth, whose rate limiter would store a counter keyed on it (a long random path even answered 500).
+  const providers = new Set(Object.keys(app.config.auth.socialProviders))
+  for (const { path, methods: all } of authEndpoints(app.auth)) {
+    const methods = path === '/get-session' ? all.filter((method) => method !== 'GET') : all // GET: below
+    if (methods.length === 0) continue
+    app.route({
+      method: methods,
+      url: AUTH_PREFIX + path,
+      bodyLimit: AUTH_BODY_LIMIT,
+      // Better Auth describes its own endpoints; src/plugins/openapi.ts merges them into our document.
+      schema: { hide: true },
+      // Each reset token is a path of its own to Better Auth's limiter; it counts none of them (RATE_LIMITS), we do.
+      config: path === RESET_LINK_PATH ? { rateLimit: ROUTE_RATE_LIMIT } : {},
+      handler: path === SOCIAL_CALLBACK_PATH
+        ? async function socialCallback (request, reply) {
+          // Only a configured provider's callback exists.
+          if (!providers.has((request.params as { id: string }).id)) return reply.callNotFound()
+          return await forwardToBetterAuth(request, reply)
+        }
+        : forwardToBetterAuth
+    })
+  }
 
   // Every page checks the session: answered from one query when Better Auth would only read (see
   // src/auth/session-reader.ts), by Better Auth itself when it would write (refresh, clean-up).

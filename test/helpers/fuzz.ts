@@ -1,6 +1,6 @@
 // Generators, transports and checks for test/fuzz.test.ts: requests built from the OpenAPI document with hostile
 // values, sent through app.inject, node:http or a raw TCP socket, and judged by the same invariants.
-import { createHmac } from 'node:crypto'
+import { createHash, createHmac } from 'node:crypto'
 import http from 'node:http'
 import net from 'node:net'
 import fc from 'fast-check'
@@ -333,13 +333,21 @@ export const urlComponent = (value: fc.Arbitrary<unknown>) => fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom('%', '%zz', '%ff', '%c0%80', '%ed%a0%80', '%00', '%0d%0a', '%2e%2e%2f', '..', '.', '+', '%2B', '%25', '&', '=', '#') }
 )
 
+/** Text that does not compress (PostgreSQL's index refused such a key of ~2.7 KB), reproducible from its seed. */
+const incompressibleSegment = fc.tuple(fc.integer({ min: 100, max: 9000 }), fc.integer()).map(([length, seed]) => {
+  let text = ''
+  for (let i = 0; text.length < length; i++) text += createHash('sha512').update(`${seed}:${i}`).digest('base64url')
+  return text.slice(0, length)
+})
+
 export const unknownPath = fc.tuple(
-  fc.constantFrom('', '/api', '/api/auth', '/api/auth/admin', '/api/auth/two-factor', '/health', '/api/docs', '/api/docs/static', '/api/me', '/API/ME', '/api//auth'),
+  fc.constantFrom('', '/api', '/api/auth', '/api/auth/admin', '/api/auth/two-factor', '/api/auth/callback', '/api/auth/reset-password', '/health', '/api/docs', '/api/docs/static', '/api/me', '/API/ME', '/api//auth'),
   fc.array(fc.oneof(
     { weight: 3, arbitrary: fc.constantFrom('..', '.', '%2e%2e', '%2f', '%2F..%2F', '%00', '%ff', '%', '%zz', '~', '', 'admin', 'sign-in', 'index.html', '..%2f..%2fpackage.json',
       'a;b', 'A'.repeat(3000), 'openapi.json', 'reference', 'callback', 'static', '%5c..%5c', '*', '@', 'sign-up%2Femail', 'get-session%00', 'get-session;x=1',
       'get-session.json', 'ok', 'error', '\\', '%E2%80%AE') },
-    { weight: 2, arbitrary: hostileString.map(percentEncode) }
+    { weight: 2, arbitrary: hostileString.map(percentEncode) },
+    { weight: 1, arbitrary: incompressibleSegment }
   ), { minLength: 1, maxLength: 4 }),
   fc.constantFrom('', '/', '?', '?a=1&a=2', '?__proto__[x]=1', '#frag', '?' + 'q=1&'.repeat(500))
 ).map(([prefix, segments, tail]) => `${prefix}/${segments.join('/')}${tail}`)
