@@ -80,7 +80,7 @@ export interface CreateAuthOptions {
   log?: FastifyBaseLogger
   /** Sends the emails; absent where no mail goes out (pnpm migrate, better-auth.config.ts). */
   mailer?: Mailer
-  /** Redis, when REDIS_URL is set (the server passes it; the schema does not depend on it). */
+  /** Redis, when REDIS_URL is set, without sessions (the server passes it; the schema does not depend on it). */
   secondaryStorage?: SecondaryStorage
   /** Audit writes still running, for the server to wait for before its pool ends. */
   pendingAuditWrites?: Set<Promise<void>>
@@ -178,8 +178,9 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
     },
     session: {
       expiresIn: SESSION_EXPIRES_IN_SECONDS,
-      // With Redis, sessions are cached there but stay in PostgreSQL: listing, revocation and bans keep working,
-      // and losing Redis signs nobody out.
+      // Sessions live in PostgreSQL only, with Redis too: our secondary storage keeps them out of it (a refresh racing
+      // a revocation could write a revoked session back into Redis; see ./secondary-storage.ts). Better Auth then
+      // reads them from the database, and losing Redis signs nobody out.
       storeSessionInDatabase: true
     },
     secondaryStorage,

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { createAuth, type Auth } from '../auth/create-auth.js'
 import { migrate } from '../auth/migrations.js'
+import { withoutSessions } from '../auth/secondary-storage.js'
 import { createSessionReader, type ReadSession, type SessionWithUser } from '../auth/session-reader.js'
 import { settleWithin } from '../settle-within.js'
 
@@ -68,12 +69,15 @@ export default fp(async function authPlugin (app) {
   })
 }, { name: 'auth', dependencies: ['env', 'db', 'mailer'], fastify: '5.x' })
 
-/** Better Auth's secondary storage on Redis. Loaded only when REDIS_URL is set: ioredis alone is ~20 MB of memory. */
+/**
+ * Better Auth's secondary storage on Redis, sessions excepted (see src/auth/secondary-storage.ts). Loaded only when
+ * REDIS_URL is set: ioredis alone is ~20 MB of memory.
+ */
 async function redisSecondaryStorage (url: string, app: FastifyInstance) {
   const [{ Redis }, { redisStorage }] = await Promise.all([import('ioredis'), import('@better-auth/redis-storage')])
   // Fail a command fast while Redis is away rather than queueing requests behind it.
   const redis: Redis = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2_000, lazyConnect: false })
   redis.on('error', (error) => app.log.error({ err: { message: error.message } }, 'redis error'))
   app.addHook('onClose', async () => { await redis.quit().catch(() => redis.disconnect()) })
-  return redisStorage({ client: redis, keyPrefix: 'pond-backend:' })
+  return withoutSessions(redisStorage({ client: redis, keyPrefix: 'pond-backend:' }))
 }
