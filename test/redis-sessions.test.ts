@@ -142,6 +142,31 @@ async function run (redisUrl: string) {
     t.equal((await post('/api/auth/admin/ban-user', { userId: banned.userId }, { cookie: (await signIn(admin)).cookie })).status, 200)
     t.same(await checks(banned.cookie), signedOut, 'a ban ends the session at once')
   })
+
+  // Better Auth's cookie-cache cookie, which nothing reads here (no session.cookieCache). Our reader used to leave any
+  // request carrying one to Better Auth (which only clears it): measured over 500 sequential get-session calls, the
+  // median went from 3.4 to 7.2 ms and throughput from 231 to 103 per second (326 to 141 with 10 clients at once).
+  t.test('a stray session_data cookie changes nothing and keeps the fast path', async (t) => {
+    const { handler } = app.auth
+    let askedBetterAuth = 0
+    app.auth.handler = (request: Request) => { askedBetterAuth++; return handler(request) }
+    t.teardown(() => { app.auth.handler = handler })
+    const session = await signIn(await newUser())
+    const reference = await app.auth.api.getSession({ headers: new Headers({ cookie: session.cookie }) })
+    // A cookie cache's shape, naming the session itself, and one made up.
+    const stray = `better-auth.session_data=${Buffer.from(JSON.stringify({ session: reference, expiresAt: Date.now() + 60_000 })).toString('base64url')}`
+    askedBetterAuth = 0
+
+    const withStray = await getSession(`${session.cookie}; ${stray}`)
+    t.equal(withStray.status, 200)
+    t.same(JSON.parse(withStray.body), JSON.parse(JSON.stringify(reference)), 'the same answer as Better Auth\'s without it')
+    t.equal((await fetch(`${url}/api/me`, { headers: { cookie: `${session.cookie}; ${stray}` } })).status, 200, '/api/me too')
+    t.equal((await getSession(stray)).body, 'null', 'without a session cookie: no session, whatever session_data says')
+    t.equal(askedBetterAuth, 0, 'answered by our reader, not by Better Auth')
+
+    t.equal((await post('/api/auth/sign-out', {}, { cookie: session.cookie })).status, 200)
+    t.same(await checks(`${session.cookie}; ${stray}`), signedOut, 'signed out: refused, the cookie cache notwithstanding')
+  })
 }
 
 function reachable (redisUrl: string): Promise<boolean> {

@@ -16,7 +16,12 @@ type SessionRow = Record<string, unknown> & { expiresAt: Date }
  * - `valid`: a live session that needs no refresh, exactly as Better Auth's get-session would return it.
  *   A user under an active ban gets `none` instead.
  * - `ask-better-auth`: anything that makes Better Auth write (a refresh that is due, an expired or unknown session
- *   whose cookie it deletes, a stray cookie-cache cookie it clears), or a banned user. Better Auth handles those.
+ *   whose cookie it deletes). Better Auth handles those.
+ *
+ * A cookie-cache cookie (`session_data`) is ignored: we configure no `session.cookieCache`, without which Better Auth
+ * ignores it too (with one, this reader would still check the database, never the cookie). Better Auth would also
+ * answer with a Set-Cookie clearing it; asking it for that gave any client that sends the cookie Better Auth's slow
+ * path, twice the work of a fast read (test/redis-sessions.test.ts), for a cookie nothing reads.
  */
 export type SessionRead =
   | { kind: 'none' }
@@ -40,12 +45,11 @@ export interface ReadOptions {
 export async function createSessionReader (auth: Auth, pool: Pool, previousSecrets: string[] = []) {
   const context = await auth.$context
   const { options, authCookies, sessionConfig } = context
-  const sessionOptions: { cookieCache?: { enabled?: boolean }, disableSessionRefresh?: boolean, deferSessionRefresh?: boolean } =
+  const sessionOptions: { disableSessionRefresh?: boolean, deferSessionRefresh?: boolean } =
     (options.session ?? {}) as object
   // Better Auth signs with its current secret; cookies signed by an older listed one are accepted while a rotation
   // is under way (see acceptPreviousSecrets in ./create-auth.ts).
   const keys = [context.secret, ...previousSecrets]
-  const cookieCacheEnabled = sessionOptions.cookieCache?.enabled === true
   const refreshDisabled = sessionOptions.disableSessionRefresh === true || sessionOptions.deferSessionRefresh === true
 
   const tables = getAuthTables(options)
@@ -68,7 +72,6 @@ export async function createSessionReader (auth: Auth, pool: Pool, previousSecre
   return async function readSession (cookieHeader: string | undefined, { disableRefresh = false }: ReadOptions = {}): Promise<SessionRead> {
     if (cookieHeader === undefined || cookieHeader === '') return { kind: 'none' }
     const cookies = parseCookies(cookieHeader)
-    if (!cookieCacheEnabled && cookies.has(authCookies.sessionData.name)) return { kind: 'ask-better-auth' }
     const token = verifiedValue(cookies.get(authCookies.sessionToken.name), keys)
     if (token === undefined) return { kind: 'none' }
 
