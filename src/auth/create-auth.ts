@@ -17,6 +17,7 @@ import { impersonationLimits, withImpersonationShown } from './impersonation.js'
 import { resetLinksEndWithPasswordChange } from './reset-links.js'
 import { totpIssuerEncoding, totpSingleUse } from './totp.js'
 import { twoFactorOnEveryWayIn } from './two-factor-gate.js'
+import { userFieldRules } from './user-fields.js'
 import { confirmEmailChangeMessage, deleteAccountMessage, resetPasswordMessage, verifyEmailMessage } from '../mail/messages.js'
 
 /** How long a session (and its cookie) lives; Better Auth extends it as it is used (sliding expiry). */
@@ -191,6 +192,8 @@ export function createAuth (config: AuthConfig, pool: Pool, { log, mailer, secon
       customRules: { ...RATE_LIMITS.customRules }
     },
     plugins: [
+      // First: a request with a bad user field is refused before any other plugin acts on it.
+      userFieldRules(),
       twoFactorPlugin,
       // Before the audit trail, whose hook then sees the sign-in waiting for its code.
       twoFactorOnEveryWayIn(twoFactorPlugin, { codePage: new URL(FRONTEND_PATHS.twoFactor, app.frontendURL).href }),
