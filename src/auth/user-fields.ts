@@ -68,7 +68,7 @@ type Field = [rule: Rule, value: unknown]
 function adminData (data: unknown): Field[] {
   if (data === undefined) return []
   if (!isPlainObject(data)) return [[invalidData('data is an object of user fields.'), data]]
-  return Object.entries(data).map(([key, value]) => [ADMIN_DATA_RULES[key] ?? invalidData(`data.${key.slice(0, 50)} cannot be set.`), value])
+  return Object.entries(data).map(([key, value]) => [(Object.hasOwn(ADMIN_DATA_RULES, key) ? ADMIN_DATA_RULES[key] : undefined) ?? invalidData(`data.${key.slice(0, 50)} cannot be set.`), value])
 }
 
 /** Every endpoint (Better Auth 1.7 and its admin plugin) whose body writes user fields, and the fields it writes. */
