@@ -1,12 +1,12 @@
 // Rate limits and several machines: the budgets are per trusted client address, shared by every server process on
 // the same database (or Redis), and no forwarding header a client writes buys more attempts.
 import { randomInt } from 'node:crypto'
-import { Socket } from 'node:net'
 import { freshSessionMiddleware, sensitiveSessionMiddleware, sessionMiddleware } from 'better-auth/api'
 import t, { type Test } from 'tap'
 import { PASSWORD_CHECK_PATHS, RATE_LIMITS } from '../src/auth/create-auth.js'
 import { migrate } from '../src/auth/migrations.js'
 import { buildTestApp, TRUSTED_ORIGIN } from './helpers/app.js'
+import { redisReachable } from './helpers/redis.js'
 import { clientBudgetKey } from '../src/client-ip.js'
 import { ROUTE_RATE_LIMIT } from '../src/plugins/route-rate-limit.js'
 import { browserClient } from './helpers/browser-client.js'
@@ -212,23 +212,11 @@ t.test('several machines on one database (rate limits and sessions in PostgreSQL
   await severalMachines(t, {})
 })
 
-t.test('several machines with Redis (REDIS_URL: rate limits and a session cache in Redis)', async (t) => {
+t.test('several machines with Redis (REDIS_URL: rate limits in Redis, sessions in PostgreSQL)', async (t) => {
   const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
-  if (!await reachable(redisUrl)) {
+  if (!await redisReachable(redisUrl)) {
     if (process.env.POND_REQUIRE_REDIS === '1') return t.fail(`no Redis at ${redisUrl}`)
     return t.plan(0, `no Redis at ${redisUrl}: set TEST_REDIS_URL, or start redis-server`)
   }
   await severalMachines(t, { REDIS_URL: redisUrl })
 })
-
-function reachable (redisUrl: string): Promise<boolean> {
-  const { hostname, port } = new URL(redisUrl)
-  return new Promise((resolve) => {
-    const socket = new Socket()
-    socket.setTimeout(1_000)
-    socket.once('connect', () => { socket.destroy(); resolve(true) })
-    socket.once('error', () => resolve(false))
-    socket.once('timeout', () => { socket.destroy(); resolve(false) })
-    socket.connect(Number(port || 6379), hostname)
-  })
-}

@@ -1,17 +1,17 @@
 // With REDIS_URL: sessions are checked in PostgreSQL, whatever Redis holds (src/auth/secondary-storage.ts), so a
 // revocation ends a session at once even when a refresh of it races the revocation (upstream issue #11073), and a
 // session Redis never had is served and revoked normally (#11218).
-import { Socket } from 'node:net'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { SESSION_EXPIRES_IN_SECONDS } from '../src/auth/create-auth.js'
 import { buildTestApp, TRUSTED_ORIGIN } from './helpers/app.js'
+import { redisReachable } from './helpers/redis.js'
 import { query } from './helpers/database.js'
 
 // A database number of its own, so that other Redis tests (test/rate-limit.test.ts uses 0) never meet these keys.
 const REDIS_DB = 13
 const serverUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
-if (!await reachable(serverUrl)) {
+if (!await redisReachable(serverUrl)) {
   if (process.env.POND_REQUIRE_REDIS === '1') t.fail(`no Redis at ${serverUrl}`)
   else t.plan(0, `no Redis at ${serverUrl}: set TEST_REDIS_URL, or start redis-server`)
 } else {
@@ -166,17 +166,5 @@ async function run (redisUrl: string) {
 
     t.equal((await post('/api/auth/sign-out', {}, { cookie: session.cookie })).status, 200)
     t.same(await checks(`${session.cookie}; ${stray}`), signedOut, 'signed out: refused, the cookie cache notwithstanding')
-  })
-}
-
-function reachable (redisUrl: string): Promise<boolean> {
-  const { hostname, port } = new URL(redisUrl)
-  return new Promise((resolve) => {
-    const socket = new Socket()
-    socket.setTimeout(1_000)
-    socket.once('connect', () => { socket.destroy(); resolve(true) })
-    socket.once('error', () => resolve(false))
-    socket.once('timeout', () => { socket.destroy(); resolve(false) })
-    socket.connect(Number(port || 6379), hostname)
   })
 }

@@ -49,7 +49,7 @@ export default async function authRoutes (app: FastifyInstance) {
 
   // Every page checks the session: answered from one query when Better Auth would only read (see
   // src/auth/session-reader.ts), by Better Auth itself when it would write (refresh, clean-up).
-  app.get('/api/auth/get-session', { schema: { hide: true }, config: { rateLimit: ROUTE_RATE_LIMIT } }, async function getSession (request, reply) {
+  app.get(AUTH_PREFIX + '/get-session', { schema: { hide: true }, config: { rateLimit: ROUTE_RATE_LIMIT } }, async function getSession (request, reply) {
     const query = sessionQuery(request.query as Record<string, unknown>)
     const read = query === undefined ? undefined : await app.readSession(request.headers.cookie, query)
     if (read === undefined || read.kind === 'ask-better-auth') return await forwardToBetterAuth(request, reply)
